@@ -1,0 +1,361 @@
+/* mid-agentd: issues, verifies, renews, revokes and expires credentials
+ * for machine accounts, and publishes the NSS cache. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "agent.h"
+#include "log.h"
+#include "token.h"
+
+int64_t now_realtime(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: mid-agentd [OPTIONS]\n"
+		"Issue and verify just-in-time credentials for machine accounts.\n\n"
+		"  -c, --config FILE       policy file (default %s)\n"
+		"  -s, --socket PATH       bind this socket unless systemd passes one (default %s)\n"
+		"      --state-dir DIR     database and host key (default %s)\n"
+		"      --runtime-dir DIR   NSS cache directory (default %s)\n"
+		"  -f, --foreground        accepted for compatibility; the agent never forks\n"
+		"      --check-config      check the policy file, print every error and exit\n"
+		"  -d, --debug             log debug messages\n"
+		"  -h, --help              show this help\n"
+		"  -V, --version           show the version\n",
+		MID_DEFAULT_CONFIG, MID_DEFAULT_SOCKET, MID_DEFAULT_STATE_DIR, MID_DEFAULT_RUNTIME_DIR);
+}
+
+/* Like sshd's StrictModes: a file or directory that someone other than
+ * the agent's owner could write would let them change policy or state. */
+static int check_ownership(const char *path, bool want_dir)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		int r = -errno;
+		log_error("Failed to check %s: %s", path, strerror(-r));
+		return r;
+	}
+	if (want_dir != !!S_ISDIR(st.st_mode)) {
+		log_error("%s is not a %s", path, want_dir ? "directory" : "regular file");
+		return -EINVAL;
+	}
+	if (st.st_uid != geteuid()) {
+		log_error("Refusing %s: owned by UID %u, not %u; chown it to root", path,
+			  (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		log_error("Refusing %s: writable by group or others (mode %04o); chmod go-w it",
+			  path, (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
+static int ensure_dir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST) {
+		int r = -errno;
+		log_error("Failed to create directory %s: %s", path, strerror(-r));
+		return r;
+	}
+	return check_ownership(path, true);
+}
+
+/* The host key makes the stored credential hashes useless without it. */
+static int host_key_load(struct agent *a)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+
+	if (asprintf(&path, "%s/host.key", a->state_dir) < 0)
+		return -ENOMEM;
+	a->host_key = sodium_malloc(MID_HOST_KEY_BYTES);
+	if (!a->host_key)
+		return -ENOMEM;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT) {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			goto fail;
+		randombytes_buf(a->host_key, MID_HOST_KEY_BYTES);
+		if (write(fd, a->host_key, MID_HOST_KEY_BYTES) != MID_HOST_KEY_BYTES ||
+		    fsync(fd) < 0) {
+			(void)unlink(path);
+			goto fail;
+		}
+		log_info("Created host key %s", path);
+		sodium_mprotect_readonly(a->host_key);
+		return 0;
+	}
+	if (fd < 0)
+		goto fail;
+	if (check_ownership(path, false) < 0)
+		return -EPERM;
+	n = read(fd, a->host_key, MID_HOST_KEY_BYTES);
+	if (n != MID_HOST_KEY_BYTES) {
+		log_error("Host key %s is damaged: expected %d bytes; restore it from a backup, "
+			  "or remove it to invalidate every credential",
+			  path, MID_HOST_KEY_BYTES);
+		return -EBADMSG;
+	}
+	sodium_mprotect_readonly(a->host_key);
+	return 0;
+fail:
+	log_error("Failed to read or create the host key %s: %s", path, strerror(errno));
+	return -errno;
+}
+
+static int check_config(const char *path)
+{
+	struct policy_errors errors = {0};
+	struct policy *p = NULL;
+	int r;
+
+	r = policy_load(path, &p, &errors);
+	for (size_t i = 0; i < errors.n; i++)
+		fprintf(stderr, "%s\n", errors.lines[i]);
+	if (r == 0) {
+		printf("%s: OK (%zu accounts, %zu classes)\n", path, p->n_accounts, p->n_classes);
+		policy_free(p);
+	}
+	policy_errors_clear(&errors);
+	return r;
+}
+
+static int policy_reload(struct agent *a)
+{
+	struct policy_errors errors = {0};
+	struct policy *p = NULL;
+	int r;
+
+	r = policy_load(a->config_path, &p, &errors);
+	for (size_t i = 0; i < errors.n; i++)
+		log_error("%s", errors.lines[i]);
+	policy_errors_clear(&errors);
+	if (r < 0) {
+		log_error("Failed to load the policy %s; the previous policy stays in force",
+			  a->config_path);
+		return r;
+	}
+	policy_free(a->policy);
+	a->policy = p;
+	return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct agent *a = userdata;
+
+	if (policy_reload(a) == 0) {
+		log_event(LOG_INFO, &(struct log_fields){.message_id = MID_MESSAGE_RELOADED, .peer_uid = -1},
+			  "Reloaded the policy %s", a->config_path);
+		(void)cache_publish(a);
+	}
+	return 0;
+}
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct agent *a = userdata;
+
+	log_info("Received signal %u; stopping", si->ssi_signo);
+	return sd_event_exit(a->event, 0);
+}
+
+static int agent_setup(struct agent *a)
+{
+	sigset_t mask;
+	int r;
+
+	if (check_ownership(a->config_path, false) < 0)
+		return -EPERM;
+	r = policy_reload(a);
+	if (r < 0)
+		return r;
+	r = ensure_dir(a->state_dir, 0700);
+	if (r < 0)
+		return r;
+	r = ensure_dir(a->runtime_dir, 0755);
+	if (r < 0)
+		return r;
+	r = host_key_load(a);
+	if (r < 0)
+		return r;
+
+	r = store_open(a->state_dir, &a->store);
+	if (r == -EUCLEAN) {
+		log_error("The state database in %s is corrupt; the agent will not start on it. "
+			  "Restore state.db from a backup or move it away to start empty",
+			  a->state_dir);
+		return r;
+	}
+	if (r < 0) {
+		log_error("Failed to open the state database in %s: %s", a->state_dir, strerror(-r));
+		return r;
+	}
+
+	r = sd_event_default(&a->event);
+	if (r < 0)
+		return r;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if ((r = sd_event_add_signal(a->event, NULL, SIGTERM, on_exit_signal, a)) < 0 ||
+	    (r = sd_event_add_signal(a->event, NULL, SIGINT, on_exit_signal, a)) < 0 ||
+	    (r = sd_event_add_signal(a->event, NULL, SIGHUP, on_sighup, a)) < 0)
+		return r;
+	(void)sd_event_set_watchdog(a->event, true);
+
+	r = server_listen(a);
+	if (r < 0)
+		return r;
+
+	/* Leases that ended while the agent was stopped end now. */
+	r = expiry_schedule(a);
+	if (r < 0)
+		return r;
+	return cache_publish(a);
+}
+
+static void agent_free(struct agent *a)
+{
+	if (a->event)
+		server_stop(a);
+	sd_event_source_disable_unref(a->expiry_timer);
+	sd_event_unref(a->event);
+	store_close(a->store);
+	policy_free(a->policy);
+	if (a->host_key)
+		sodium_free(a->host_key);
+	free(a->config_path);
+	free(a->state_dir);
+	free(a->runtime_dir);
+	free(a->socket_path);
+	free(a->cache_path);
+}
+
+enum {
+	ARG_STATE_DIR = 0x100,
+	ARG_RUNTIME_DIR,
+	ARG_CHECK_CONFIG,
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"socket", required_argument, NULL, 's'},
+		{"state-dir", required_argument, NULL, ARG_STATE_DIR},
+		{"runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR},
+		{"foreground", no_argument, NULL, 'f'},
+		{"check-config", no_argument, NULL, ARG_CHECK_CONFIG},
+		{"debug", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{},
+	};
+	const char *config = MID_DEFAULT_CONFIG, *socket_path = MID_DEFAULT_SOCKET;
+	const char *state_dir = MID_DEFAULT_STATE_DIR, *runtime_dir = MID_DEFAULT_RUNTIME_DIR;
+	struct agent a = {.listen_fd = -1};
+	bool check_only = false, debug = false;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "c:s:fdhV", options, NULL)) >= 0) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 's':
+			socket_path = optarg;
+			break;
+		case ARG_STATE_DIR:
+			state_dir = optarg;
+			break;
+		case ARG_RUNTIME_DIR:
+			runtime_dir = optarg;
+			break;
+		case 'f':
+			break;
+		case ARG_CHECK_CONFIG:
+			check_only = true;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mid-agentd %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mid-agentd: unexpected argument \"%s\"; see --help\n", argv[optind]);
+		return 2;
+	}
+
+	if (check_only)
+		return check_config(config) < 0 ? 1 : 0;
+
+	log_setup(access("/run/systemd/journal/socket", W_OK) == 0 && !getenv("MID_LOG_STDERR"),
+		  debug);
+	if (sodium_init() < 0) {
+		log_error("Failed to initialise libsodium");
+		return 1;
+	}
+
+	a.started_at = now_realtime();
+	a.config_path = strdup(config);
+	a.state_dir = strdup(state_dir);
+	a.runtime_dir = strdup(runtime_dir);
+	a.socket_path = strdup(socket_path);
+	if (!a.config_path || !a.state_dir || !a.runtime_dir || !a.socket_path ||
+	    asprintf(&a.cache_path, "%s/%s", runtime_dir, MID_CACHE_FILE_NAME) < 0) {
+		log_error("Out of memory");
+		agent_free(&a);
+		return 1;
+	}
+
+	r = agent_setup(&a);
+	if (r < 0) {
+		log_error("Failed to start: %s", strerror(-r));
+		agent_free(&a);
+		return 1;
+	}
+
+	log_event(LOG_INFO, &(struct log_fields){.message_id = MID_MESSAGE_STARTED, .peer_uid = -1},
+		  "Started mid-agentd %s with policy %s", PACKAGE_VERSION, a.config_path);
+	(void)sd_notify(false, "READY=1\nSTATUS=Serving credentials");
+
+	r = sd_event_loop(a.event);
+	(void)sd_notify(false, "STOPPING=1");
+	log_event(LOG_INFO, &(struct log_fields){.message_id = MID_MESSAGE_STOPPED, .peer_uid = -1},
+		  "Stopped mid-agentd");
+	agent_free(&a);
+	return r < 0 ? 1 : 0;
+}

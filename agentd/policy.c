@@ -1,0 +1,517 @@
+/* Loading mid.conf with libconfig. Every problem found is reported with
+ * its file and line, so --check-config shows them all at once. */
+#include "policy.h"
+
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "duration.h"
+#include "names.h"
+
+#define DEFAULT_TTL (15 * 60)
+#define DEFAULT_MAX_TTL (60 * 60)
+#define DEFAULT_SHELL "/bin/sh"
+#define DEFAULT_HOME_BASE "/home"
+
+struct loader {
+	const char *path;
+	struct policy_errors *errors;
+};
+
+MID_PRINTF(3, 4)
+static void loader_error(struct loader *l, const config_setting_t *s, const char *fmt, ...)
+{
+	char text[512], *line;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+
+	if (asprintf(&line, "%s:%d: %s", l->path, s ? config_setting_source_line(s) : 0, text) < 0)
+		return;
+	char **grown = realloc(l->errors->lines, (l->errors->n + 1) * sizeof(char *));
+	if (!grown) {
+		free(line);
+		return;
+	}
+	l->errors->lines = grown;
+	l->errors->lines[l->errors->n++] = line;
+}
+
+static const char *const rule_keys[] = {
+	"name", "ttl", "max_ttl", "max_uses", "requesters",
+	/* classes only */
+	"prefix", "uid_min", "uid_max", "group", "gid", "shell", "home", "gecos",
+};
+
+static void check_unknown_keys(struct loader *l, const config_setting_t *group, size_t n_known)
+{
+	for (int i = 0; i < config_setting_length(group); i++) {
+		const config_setting_t *child = config_setting_get_elem(group, (unsigned)i);
+		const char *key = config_setting_name(child);
+		bool known = false;
+
+		for (size_t k = 0; k < n_known && !known; k++)
+			known = key && strcmp(key, rule_keys[k]) == 0;
+		if (!known)
+			loader_error(l, child, "unknown setting \"%s\"; check the spelling in mid.conf(5)",
+				     key ? key : "?");
+	}
+}
+
+static int get_duration(struct loader *l, const config_setting_t *group, const char *key,
+			uint64_t fallback, uint64_t *ret)
+{
+	const config_setting_t *s = config_setting_get_member(group, key);
+	const char *text;
+	int r;
+
+	*ret = fallback;
+	if (!s)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_INT) {
+		int v = config_setting_get_int(s);
+
+		if (v <= 0) {
+			loader_error(l, s, "%s must be positive, not %d", key, v);
+			return -EINVAL;
+		}
+		*ret = (uint64_t)v;
+		return 0;
+	}
+	text = config_setting_get_string(s);
+	if (!text) {
+		loader_error(l, s, "%s must be a duration such as \"15m\", \"8h\" or \"2d\"", key);
+		return -EINVAL;
+	}
+	r = duration_parse(text, ret);
+	if (r < 0 || *ret == 0) {
+		loader_error(l, s, "invalid %s \"%s\": write a duration such as \"30s\", \"15m\", \"8h\" or \"2d\"",
+			     key, text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int get_uint(struct loader *l, const config_setting_t *group, const char *key,
+		    long long min, long long max, long long fallback, long long *ret)
+{
+	const config_setting_t *s = config_setting_get_member(group, key);
+	long long v;
+
+	*ret = fallback;
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+		loader_error(l, s, "%s must be a whole number", key);
+		return -EINVAL;
+	}
+	v = config_setting_get_int64(s);
+	if (v < min || v > max) {
+		loader_error(l, s, "%s = %lld is out of range; use %lld to %lld", key, v, min, max);
+		return -EINVAL;
+	}
+	*ret = v;
+	return 0;
+}
+
+static int get_string(struct loader *l, const config_setting_t *group, const char *key,
+		      const char *fallback, char **ret)
+{
+	const config_setting_t *s = config_setting_get_member(group, key);
+	const char *text = fallback;
+
+	*ret = NULL;
+	if (s) {
+		text = config_setting_get_string(s);
+		if (!text) {
+			loader_error(l, s, "%s must be a string in double quotes", key);
+			return -EINVAL;
+		}
+	}
+	if (!text)
+		return 0;
+	*ret = strdup(text);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int get_name_list(struct loader *l, const config_setting_t *parent, const char *key,
+			 char ***ret, size_t *ret_n)
+{
+	const config_setting_t *s = config_setting_get_member(parent, key);
+	int n;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!s)
+		return 0;
+	if (!config_setting_is_aggregate(s)) {
+		loader_error(l, s, "%s must be a list of names, such as [\"ci\", \"deploy\"]", key);
+		return -EINVAL;
+	}
+	n = config_setting_length(s);
+	*ret = calloc((size_t)n + 1, sizeof(char *));
+	if (!*ret)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *name = config_setting_get_string(e);
+
+		if (!name || !name_is_valid(name)) {
+			loader_error(l, e, "invalid name in %s: %s", key,
+				     name ? name : "(not a string)");
+			return -EINVAL;
+		}
+		(*ret)[(*ret_n)++] = strdup(name);
+		if (!(*ret)[*ret_n - 1])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int get_principals(struct loader *l, const config_setting_t *parent, const char *key,
+			  struct principals *ret)
+{
+	const config_setting_t *s = config_setting_get_member(parent, key);
+	int r1, r2;
+
+	if (!s)
+		return 0;
+	if (!config_setting_is_group(s)) {
+		loader_error(l, s, "%s must be a group: %s = { users = [...]; groups = [...]; };", key,
+			     key);
+		return -EINVAL;
+	}
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const char *k = config_setting_name(config_setting_get_elem(s, (unsigned)i));
+
+		if (!k || (strcmp(k, "users") != 0 && strcmp(k, "groups") != 0))
+			loader_error(l, config_setting_get_elem(s, (unsigned)i),
+				     "unknown setting \"%s\" in %s; use users or groups", k ? k : "?",
+				     key);
+	}
+	r1 = get_name_list(l, s, "users", &ret->users, &ret->n_users);
+	r2 = get_name_list(l, s, "groups", &ret->groups, &ret->n_groups);
+	return r1 < 0 ? r1 : r2;
+}
+
+static void principals_free(struct principals *p)
+{
+	for (size_t i = 0; i < p->n_users; i++)
+		free(p->users[i]);
+	for (size_t i = 0; i < p->n_groups; i++)
+		free(p->groups[i]);
+	free(p->users);
+	free(p->groups);
+	*p = (struct principals){0};
+}
+
+static void rule_free(struct rule *r)
+{
+	free(r->name);
+	free(r->prefix);
+	free(r->group);
+	free(r->shell);
+	free(r->home_base);
+	free(r->gecos);
+	principals_free(&r->requesters);
+}
+
+static int load_rule(struct loader *l, const config_setting_t *s, bool ephemeral, struct rule *r)
+{
+	const char *what = ephemeral ? "class" : "account";
+	long long v;
+	int failed = 0;
+
+	r->ephemeral = ephemeral;
+	r->line = config_setting_source_line(s);
+	if (!config_setting_is_group(s)) {
+		loader_error(l, s, "each %s must be a group in braces: { name = \"...\"; ... }", what);
+		return -EINVAL;
+	}
+	check_unknown_keys(l, s, ephemeral ? MID_ELEMENTSOF(rule_keys) : 5);
+
+	failed |= get_string(l, s, "name", NULL, &r->name) < 0;
+	if (!r->name) {
+		loader_error(l, s, "%s has no name; add name = \"...\";", what);
+		return -EINVAL;
+	}
+	if (!name_is_valid(r->name)) {
+		loader_error(l, s, "invalid %s name \"%s\": use letters, digits, '_', '-' or '.'",
+			     what, r->name);
+		failed = 1;
+	}
+
+	failed |= get_duration(l, s, "ttl", DEFAULT_TTL, &r->ttl) < 0;
+	failed |= get_duration(l, s, "max_ttl", r->ttl > DEFAULT_MAX_TTL ? r->ttl : DEFAULT_MAX_TTL,
+			       &r->max_ttl) < 0;
+	if (!failed && r->ttl > r->max_ttl) {
+		loader_error(l, s, "%s \"%s\": ttl is longer than max_ttl; lower ttl or raise max_ttl",
+			     what, r->name);
+		failed = 1;
+	}
+	failed |= get_uint(l, s, "max_uses", 0, UINT32_MAX, 0, &v) < 0;
+	r->max_uses = (uint32_t)v;
+	failed |= get_principals(l, s, "requesters", &r->requesters) < 0;
+
+	if (ephemeral) {
+		failed |= get_string(l, s, "prefix", NULL, &r->prefix) < 0;
+		failed |= get_string(l, s, "group", NULL, &r->group) < 0;
+		failed |= get_string(l, s, "shell", DEFAULT_SHELL, &r->shell) < 0;
+		failed |= get_string(l, s, "home", DEFAULT_HOME_BASE, &r->home_base) < 0;
+		failed |= get_string(l, s, "gecos", "mid ephemeral account", &r->gecos) < 0;
+		failed |= get_uint(l, s, "uid_min", 1000, UINT32_MAX - 1, -1, &v) < 0;
+		r->uid_min = (uid_t)v;
+		if (v < 0)
+			loader_error(l, s, "class \"%s\" has no uid_min; add uid_min = 60000; or similar",
+				     r->name);
+		failed |= v < 0;
+		failed |= get_uint(l, s, "uid_max", 1000, UINT32_MAX - 1, -1, &v) < 0;
+		r->uid_max = (uid_t)v;
+		if (v < 0)
+			loader_error(l, s, "class \"%s\" has no uid_max; add uid_max = 60999; or similar",
+				     r->name);
+		failed |= v < 0;
+		failed |= get_uint(l, s, "gid", 1000, UINT32_MAX - 1, -1, &v) < 0;
+		r->gid = (gid_t)v;
+		if (v < 0)
+			loader_error(l, s, "class \"%s\" has no gid; add the primary group's gid",
+				     r->name);
+		failed |= v < 0;
+		if (!r->prefix || !name_is_valid(r->prefix) ||
+		    strlen(r->prefix) + MID_LEASE_ID_LEN / 2 > MID_NAME_MAX) {
+			loader_error(l, s,
+				     "class \"%s\" needs a prefix of 1 to %d name characters, such as \"ci-\"",
+				     r->name, MID_NAME_MAX - MID_LEASE_ID_LEN / 2);
+			failed = 1;
+		}
+		if (!r->group || !name_is_valid(r->group)) {
+			loader_error(l, s, "class \"%s\" needs a valid primary group name, such as group = \"mid-ci\";",
+				     r->name);
+			failed = 1;
+		}
+		if (r->uid_min > r->uid_max) {
+			loader_error(l, s, "class \"%s\": uid_min %u is above uid_max %u", r->name,
+				     (unsigned)r->uid_min, (unsigned)r->uid_max);
+			failed = 1;
+		}
+		if (r->shell && r->shell[0] != '/') {
+			loader_error(l, s, "class \"%s\": shell must be an absolute path", r->name);
+			failed = 1;
+		}
+		if (r->home_base && r->home_base[0] != '/') {
+			loader_error(l, s, "class \"%s\": home must be an absolute directory", r->name);
+			failed = 1;
+		}
+		if (r->gecos && strpbrk(r->gecos, ":\n")) {
+			loader_error(l, s, "class \"%s\": gecos must not contain ':' or a newline",
+				     r->name);
+			failed = 1;
+		}
+	}
+	return failed ? -EINVAL : 0;
+}
+
+static int load_rules(struct loader *l, const config_t *cfg, const char *key, bool ephemeral,
+		      struct rule **ret, size_t *ret_n)
+{
+	const config_setting_t *list = config_lookup(cfg, key);
+	int failed = 0, n;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!list)
+		return 0;
+	if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
+		loader_error(l, list, "%s must be a list in parentheses: %s = ( { ... }, { ... } );",
+			     key, key);
+		return -EINVAL;
+	}
+	n = config_setting_length(list);
+	*ret = calloc((size_t)n + 1, sizeof(struct rule));
+	if (!*ret)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
+		struct rule *r = &(*ret)[*ret_n];
+
+		(*ret_n)++;
+		if (load_rule(l, s, ephemeral, r) < 0) {
+			failed = 1;
+			continue;
+		}
+		for (size_t j = 0; j + 1 < *ret_n; j++)
+			if ((*ret)[j].name && strcmp((*ret)[j].name, r->name) == 0) {
+				loader_error(l, s, "%s \"%s\" is defined twice (first at line %d)",
+					     ephemeral ? "class" : "account", r->name, (*ret)[j].line);
+				failed = 1;
+			}
+	}
+	return failed ? -EINVAL : 0;
+}
+
+/* Classes must not overlap, with each other or with a named account, or
+ * one name or UID could belong to two rules. */
+static int check_classes(struct loader *l, const config_t *cfg, struct policy *p)
+{
+	const config_setting_t *list = config_lookup(cfg, "classes");
+	int failed = 0;
+
+	for (size_t i = 0; i < p->n_classes; i++) {
+		const struct rule *a = &p->classes[i];
+		const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
+
+		if (!a->prefix)
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			const struct rule *b = &p->classes[j];
+
+			if (!b->prefix)
+				continue;
+			if (a->uid_min <= b->uid_max && b->uid_min <= a->uid_max) {
+				loader_error(l, s, "class \"%s\": UID range overlaps class \"%s\"",
+					     a->name, b->name);
+				failed = 1;
+			}
+			if (strncmp(a->prefix, b->prefix, strlen(a->prefix)) == 0 ||
+			    strncmp(a->prefix, b->prefix, strlen(b->prefix)) == 0) {
+				loader_error(l, s, "class \"%s\": prefix \"%s\" overlaps class \"%s\"",
+					     a->name, a->prefix, b->name);
+				failed = 1;
+			}
+		}
+		for (size_t j = 0; j < p->n_accounts; j++)
+			if (p->accounts[j].name &&
+			    strncmp(p->accounts[j].name, a->prefix, strlen(a->prefix)) == 0) {
+				loader_error(l, s, "account \"%s\" starts with the prefix of class \"%s\"",
+					     p->accounts[j].name, a->name);
+				failed = 1;
+			}
+	}
+	return failed ? -EINVAL : 0;
+}
+
+static void check_top_level(struct loader *l, const config_t *cfg)
+{
+	const config_setting_t *root = config_root_setting(cfg);
+
+	for (int i = 0; i < config_setting_length(root); i++) {
+		const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+		const char *k = config_setting_name(s);
+
+		if (!k || (strcmp(k, "accounts") != 0 && strcmp(k, "classes") != 0 &&
+			   strcmp(k, "verifiers") != 0))
+			loader_error(l, s,
+				     "unknown setting \"%s\"; the top level takes accounts, classes and verifiers",
+				     k ? k : "?");
+	}
+}
+
+int policy_load(const char *path, struct policy **ret, struct policy_errors *errors)
+{
+	struct loader l = {.path = path, .errors = errors};
+	struct policy *p = NULL;
+	config_t cfg;
+	int r = 0;
+
+	config_init(&cfg);
+	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
+		char *line;
+
+		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
+			r = asprintf(&line, "%s: cannot read file: %s", path, strerror(errno));
+		else
+			r = asprintf(&line, "%s:%d: %s", config_error_file(&cfg) ? config_error_file(&cfg) : path,
+				     config_error_line(&cfg), config_error_text(&cfg));
+		if (r >= 0) {
+			char **grown = realloc(errors->lines, (errors->n + 1) * sizeof(char *));
+			if (grown) {
+				errors->lines = grown;
+				errors->lines[errors->n++] = line;
+			} else
+				free(line);
+		}
+		r = -EINVAL;
+		goto out;
+	}
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		r = -ENOMEM;
+		goto out;
+	}
+	p->path = strdup(path);
+	if (!p->path) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	check_top_level(&l, &cfg);
+	r = load_rules(&l, &cfg, "accounts", false, &p->accounts, &p->n_accounts);
+	if (load_rules(&l, &cfg, "classes", true, &p->classes, &p->n_classes) < 0)
+		r = -EINVAL;
+	if (r == 0 && check_classes(&l, &cfg, p) < 0)
+		r = -EINVAL;
+	if (get_principals(&l, config_root_setting(&cfg), "verifiers", &p->verifiers) < 0)
+		r = -EINVAL;
+	if (r == 0 && errors->n > 0)
+		r = -EINVAL;
+out:
+	config_destroy(&cfg);
+	if (r < 0) {
+		policy_free(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
+void policy_free(struct policy *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n_accounts; i++)
+		rule_free(&p->accounts[i]);
+	for (size_t i = 0; i < p->n_classes; i++)
+		rule_free(&p->classes[i]);
+	free(p->accounts);
+	free(p->classes);
+	principals_free(&p->verifiers);
+	free(p->path);
+	free(p);
+}
+
+void policy_errors_clear(struct policy_errors *errors)
+{
+	for (size_t i = 0; i < errors->n; i++)
+		free(errors->lines[i]);
+	free(errors->lines);
+	*errors = (struct policy_errors){0};
+}
+
+const struct rule *policy_find_account(const struct policy *p, const char *account)
+{
+	for (size_t i = 0; i < p->n_accounts; i++)
+		if (strcmp(p->accounts[i].name, account) == 0)
+			return &p->accounts[i];
+	return NULL;
+}
+
+const struct rule *policy_find_class(const struct policy *p, const char *class_name)
+{
+	for (size_t i = 0; i < p->n_classes; i++)
+		if (strcmp(p->classes[i].name, class_name) == 0)
+			return &p->classes[i];
+	return NULL;
+}
+
+const struct rule *policy_find_class_of(const struct policy *p, const char *account)
+{
+	for (size_t i = 0; i < p->n_classes; i++)
+		if (strncmp(account, p->classes[i].prefix, strlen(p->classes[i].prefix)) == 0)
+			return &p->classes[i];
+	return NULL;
+}

@@ -1,0 +1,289 @@
+/* The agent's socket: taken from systemd or bound with --socket, one
+ * request per SOCK_SEQPACKET message, one reply per request. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+
+#include "agent.h"
+#include "log.h"
+
+#define MAX_CONNECTIONS 1024
+
+struct connection {
+	struct connection *prev, *next;
+	struct agent *agent;
+	int fd;
+	sd_event_source *source;
+	struct peer peer;
+};
+
+static void connection_free(struct connection *c)
+{
+	if (!c)
+		return;
+	sd_event_source_disable_unref(c->source);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->agent->connections = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->agent->n_connections--;
+	free(c->peer.groups);
+	free(c);
+}
+
+static int peer_read(int fd, struct peer *ret)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	gid_t groups[256];
+	socklen_t glen = sizeof(groups);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return -errno;
+	ret->pid = cred.pid;
+	ret->uid = cred.uid;
+	ret->gid = cred.gid;
+	ret->groups = NULL;
+	ret->n_groups = 0;
+
+	/* The peer's own supplementary groups, as its process holds them now. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0 && glen > 0) {
+		ret->groups = malloc(glen);
+		if (!ret->groups)
+			return -ENOMEM;
+		memcpy(ret->groups, groups, glen);
+		ret->n_groups = (int)(glen / sizeof(gid_t));
+	}
+	return 0;
+}
+
+static int connection_reply(struct connection *c, const struct mid_response *resp)
+{
+	uint8_t buf[MID_FRAME_MAX];
+	ssize_t n = mid_response_encode(resp, buf, sizeof(buf)), sent;
+	int r = 0;
+
+	if (n < 0) {
+		log_error("Failed to encode a reply: %s", strerror((int)-n));
+		return (int)n;
+	}
+	sent = send(c->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent < 0)
+		r = -errno;
+	else if (sent != n)
+		r = -EIO;
+	explicit_bzero(buf, (size_t)n);
+	return r;
+}
+
+static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct connection *c = userdata;
+	struct mid_request req;
+	struct mid_response *resp;
+	uint8_t buf[MID_FRAME_MAX], version, type;
+	ssize_t n;
+	int r;
+
+	if (revents & (EPOLLHUP | EPOLLERR) && !(revents & EPOLLIN)) {
+		connection_free(c);
+		return 0;
+	}
+
+	n = recv(fd, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		connection_free(c);
+		return 0;
+	}
+	if ((size_t)n > sizeof(buf)) {
+		log_debug("Closing connection of UID %u: frame of %zd bytes is over the limit",
+			  (unsigned)c->peer.uid, n);
+		connection_free(c);
+		return 0;
+	}
+
+	version = buf[0];
+	type = n > 1 ? buf[1] : 0;
+	r = mid_request_decode(buf, (size_t)n, &req);
+	explicit_bzero(buf, (size_t)n);
+	if (r == -EPROTO) {
+		struct mid_response v = {.type = type, .status = MID_ERR_VERSION};
+
+		snprintf(v.message, sizeof(v.message), "protocol version %u is not supported; use %u",
+			 (unsigned)version, MID_PROTOCOL_VERSION);
+		(void)connection_reply(c, &v);
+		connection_free(c);
+		return 0;
+	}
+	if (r < 0) {
+		/* A malformed frame closes the connection: the peer is not
+		 * speaking this protocol. */
+		log_debug("Closing connection of UID %u: malformed request: %s",
+			  (unsigned)c->peer.uid, strerror(-r));
+		connection_free(c);
+		return 0;
+	}
+
+	resp = calloc(1, sizeof(*resp));
+	if (!resp) {
+		mid_request_wipe(&req);
+		connection_free(c);
+		return 0;
+	}
+	resp->type = req.type;
+	request_handle(c->agent, &c->peer, &req, resp);
+	mid_request_wipe(&req);
+
+	r = connection_reply(c, resp);
+	mid_response_wipe(resp);
+	free(resp);
+	if (r < 0)
+		connection_free(c);
+	return 0;
+}
+
+static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct agent *a = userdata;
+	struct connection *c;
+	int cfd, r;
+
+	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (cfd < 0) {
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			log_warning("Failed to accept a connection: %s", strerror(errno));
+		return 0;
+	}
+	if (a->n_connections >= MAX_CONNECTIONS) {
+		log_warning("Rejecting a connection: %u connections are open", a->n_connections);
+		close(cfd);
+		return 0;
+	}
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(cfd);
+		return 0;
+	}
+	c->agent = a;
+	c->fd = cfd;
+	c->next = a->connections;
+	if (c->next)
+		c->next->prev = c;
+	a->connections = c;
+	a->n_connections++;
+
+	r = peer_read(cfd, &c->peer);
+	if (r < 0) {
+		log_warning("Failed to read peer credentials: %s", strerror(-r));
+		connection_free(c);
+		return 0;
+	}
+	r = sd_event_add_io(a->event, &c->source, cfd, EPOLLIN, on_connection_io, c);
+	if (r < 0) {
+		log_error("Failed to watch a connection: %s", strerror(-r));
+		connection_free(c);
+	}
+	return 0;
+}
+
+static int fd_nonblock_cloexec(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -errno;
+	return 0;
+}
+
+static int bind_socket(struct agent *a)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = -1;
+
+	if (strlen(a->socket_path) >= sizeof(sa.sun_path)) {
+		log_error("Socket path %s is too long: use at most %zu bytes", a->socket_path,
+			  sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, a->socket_path);
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	(void)unlink(a->socket_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+		log_error("Failed to bind socket %s: %s", a->socket_path, strerror(-r));
+		return r;
+	}
+	/* Anyone may connect: each request is authorised by its peer's UID. */
+	if (chmod(a->socket_path, 0666) < 0 || listen(fd, SOMAXCONN) < 0) {
+		int r = -errno;
+		log_error("Failed to listen on %s: %s", a->socket_path, strerror(-r));
+		(void)unlink(a->socket_path);
+		return r;
+	}
+	a->socket_bound = true;
+	return MID_TAKE_FD(fd);
+}
+
+int server_listen(struct agent *a)
+{
+	int n, r;
+
+	n = sd_listen_fds(true);
+	if (n < 0) {
+		log_error("Failed to read the sockets passed by systemd: %s", strerror(-n));
+		return n;
+	}
+	if (n > 1) {
+		log_error("systemd passed %d sockets; mid-agentd takes exactly one", n);
+		return -EINVAL;
+	}
+	if (n == 1) {
+		a->listen_fd = SD_LISTEN_FDS_START;
+		r = sd_is_socket_unix(a->listen_fd, SOCK_SEQPACKET, 1, NULL, 0);
+		if (r <= 0) {
+			log_error("The socket passed by systemd is not a listening AF_UNIX "
+				  "SOCK_SEQPACKET socket; use ListenSequentialPacket= in the unit");
+			return r < 0 ? r : -EINVAL;
+		}
+		r = fd_nonblock_cloexec(a->listen_fd);
+		if (r < 0)
+			return r;
+		log_info("Using the socket passed by systemd");
+	} else {
+		a->listen_fd = bind_socket(a);
+		if (a->listen_fd < 0)
+			return a->listen_fd;
+		log_info("Listening on %s", a->socket_path);
+	}
+
+	r = sd_event_add_io(a->event, &a->listen_source, a->listen_fd, EPOLLIN, on_listen_io, a);
+	if (r < 0)
+		log_error("Failed to watch the listening socket: %s", strerror(-r));
+	return r;
+}
+
+void server_stop(struct agent *a)
+{
+	while (a->connections)
+		connection_free(a->connections);
+	a->listen_source = sd_event_source_disable_unref(a->listen_source);
+	if (a->listen_fd >= 0)
+		close(a->listen_fd);
+	a->listen_fd = -1;
+	if (a->socket_bound)
+		(void)unlink(a->socket_path);
+}

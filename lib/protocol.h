@@ -1,0 +1,144 @@
+/* The agent's wire protocol. One request or reply per SOCK_SEQPACKET
+ * message: version byte, type byte, then the fields of that type in a
+ * fixed order (u16-length strings, little-endian integers). A reply adds a
+ * status byte and a message after the type. Every frame is decoded through
+ * struct cursor and rejected when short, oversized or followed by extra
+ * bytes. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+#define MID_PROTOCOL_VERSION 1
+#define MID_FRAME_MAX 16384
+
+#define MID_NAME_MAX 32 /* account, class and group names, as useradd limits them */
+#define MID_LEASE_ID_MAX 32
+#define MID_CREDENTIAL_MAX 128
+#define MID_SERVICE_MAX 64
+#define MID_HOST_MAX 255 /* PAM_RHOST: a host name or an address */
+#define MID_TTY_MAX 64
+#define MID_TEXT_MAX 255
+#define MID_PATH_MAX 1024
+#define MID_LIST_PAGE 32
+
+enum mid_request_type {
+	MID_REQ_ISSUE = 1,
+	MID_REQ_VERIFY = 2,
+	MID_REQ_ACCOUNT = 3,
+	MID_REQ_REVOKE = 4,
+	MID_REQ_RENEW = 5,
+	MID_REQ_LIST = 6,
+	MID_REQ_STATUS = 7,
+	MID_REQ_SESSION_OPEN = 8,
+	MID_REQ_SESSION_CLOSE = 9,
+	_MID_REQ_MAX,
+};
+
+enum mid_status {
+	MID_OK = 0,
+	MID_ERR_DENIED = 1,         /* the policy does not allow this */
+	MID_ERR_NOT_FOUND = 2,      /* no such lease or account */
+	MID_ERR_BAD_CREDENTIAL = 3, /* wrong, malformed or foreign credential */
+	MID_ERR_EXPIRED = 4,
+	MID_ERR_REVOKED = 5,
+	MID_ERR_INVALID = 6,     /* a field of the request is invalid */
+	MID_ERR_UNMANAGED = 7,   /* the account is not mid's */
+	MID_ERR_PERMISSION = 8,  /* the peer may not make this request */
+	MID_ERR_LOCKED = 9,      /* too many failures */
+	MID_ERR_NO_SPACE = 10,   /* state could not be written */
+	MID_ERR_INTERNAL = 11,   /* the agent failed; see its log */
+	MID_ERR_VERSION = 12,    /* unsupported protocol version */
+	MID_ERR_EXHAUSTED = 13,  /* the credential has no uses left */
+	MID_ERR_UNAVAILABLE = 14, /* client side: the agent could not be reached in time */
+	_MID_STATUS_MAX,
+};
+
+enum mid_lease_state {
+	MID_LEASE_LIVE = 0,
+	MID_LEASE_REVOKED = 1,
+	MID_LEASE_EXPIRED = 2,
+};
+
+#define MID_ISSUE_USES_SET 0x1u /* uses was given; otherwise the policy decides */
+
+struct mid_request {
+	uint8_t type;
+	char account[MID_NAME_MAX + 1];
+	char class_name[MID_NAME_MAX + 1];
+	char lease[MID_LEASE_ID_MAX + 1];
+	char credential[MID_CREDENTIAL_MAX + 1]; /* secret: wipe after use */
+	char service[MID_SERVICE_MAX + 1];
+	char rhost[MID_HOST_MAX + 1];
+	char tty[MID_TTY_MAX + 1];
+	char reason[MID_TEXT_MAX + 1];
+	char services[MID_TEXT_MAX + 1]; /* narrowing at issue: comma-separated */
+	char sources[MID_TEXT_MAX + 1];
+	char session_id[MID_NAME_MAX + 1];
+	uint32_t ttl; /* seconds; 0 takes the policy's default */
+	uint32_t uses;
+	uint32_t flags;
+	uint32_t offset;
+	uint32_t pid;
+};
+
+struct mid_lease_info {
+	char lease[MID_LEASE_ID_MAX + 1];
+	char account[MID_NAME_MAX + 1];
+	char class_name[MID_NAME_MAX + 1];
+	uint32_t uid;
+	uint32_t gid;
+	int64_t created_at; /* seconds since the Epoch, UTC */
+	int64_t expires_at;
+	int64_t max_expires_at;
+	uint32_t max_uses; /* 0: unlimited until expiry */
+	uint32_t uses;
+	uint32_t requester_uid;
+	uint8_t state; /* enum mid_lease_state */
+	char reason[MID_TEXT_MAX + 1];
+};
+
+struct mid_agent_status {
+	uint32_t pid;
+	int64_t started_at;
+	uint32_t live_leases;
+	uint32_t total_leases;
+	char version[MID_NAME_MAX + 1];
+	char config_path[MID_PATH_MAX + 1];
+	char state_dir[MID_PATH_MAX + 1];
+	char runtime_dir[MID_PATH_MAX + 1];
+};
+
+struct mid_response {
+	uint8_t type;
+	uint8_t status; /* enum mid_status */
+	char message[MID_TEXT_MAX + 1];
+	struct mid_lease_info lease;             /* ISSUE, VERIFY, ACCOUNT, REVOKE, RENEW */
+	char credential[MID_CREDENTIAL_MAX + 1]; /* ISSUE only; secret */
+	uint32_t total;                          /* LIST */
+	uint8_t count;
+	struct mid_lease_info entries[MID_LIST_PAGE];
+	struct mid_agent_status agent; /* STATUS */
+};
+
+/* Encoders return the frame length or -EMSGSIZE. */
+MID_MUST_CHECK ssize_t mid_request_encode(const struct mid_request *req, void *buf, size_t size);
+MID_MUST_CHECK ssize_t mid_response_encode(const struct mid_response *resp, void *buf, size_t size);
+/* Decoders return 0, -EBADMSG (short or malformed), -EMSGSIZE (a field too
+ * long), -EPROTO (wrong version) or -EOPNOTSUPP (unknown type); ret is
+ * written only on success. */
+MID_MUST_CHECK int mid_request_decode(const void *buf, size_t size, struct mid_request *ret);
+MID_MUST_CHECK int mid_response_decode(const void *buf, size_t size, struct mid_response *ret);
+
+/* Wipes the secrets a request or response may carry. */
+void mid_request_wipe(struct mid_request *req);
+void mid_response_wipe(struct mid_response *resp);
+
+const char *mid_status_to_string(enum mid_status status);
+const char *mid_status_to_name(enum mid_status status);
+const char *mid_lease_state_to_string(enum mid_lease_state state);
+const char *mid_request_type_to_string(enum mid_request_type type);

@@ -1,0 +1,399 @@
+/* pam_mid: lets an account the mid policy manages log in only with a live
+ * credential that mid-agentd issued. Accounts the policy does not manage
+ * get PAM_IGNORE without contacting the agent, so human logins go on
+ * through the rest of the stack. */
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "client.h"
+#include "names.h"
+#include "protocol.h"
+
+#define DEFAULT_TIMEOUT_MS 2000
+#define LEASE_DATA "pam_mid_lease"
+#define PROMPT "Credential: "
+
+struct options {
+	const char *socket_path;
+	const char *cache_path;
+	int timeout_ms;
+	bool debug;
+	bool use_first_pass;
+	bool try_first_pass;
+};
+
+static void options_parse(pam_handle_t *pamh, int argc, const char **argv, struct options *o)
+{
+	*o = (struct options){
+		.socket_path = MID_DEFAULT_SOCKET,
+		.cache_path = MID_DEFAULT_CACHE,
+		.timeout_ms = DEFAULT_TIMEOUT_MS,
+	};
+
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if (strcmp(arg, "debug") == 0)
+			o->debug = true;
+		else if (strcmp(arg, "use_first_pass") == 0)
+			o->use_first_pass = true;
+		else if (strcmp(arg, "try_first_pass") == 0)
+			o->try_first_pass = true;
+		else if (strncmp(arg, "socket=", 7) == 0 && arg[7] == '/')
+			o->socket_path = arg + 7;
+		else if (strncmp(arg, "cache=", 6) == 0 && arg[6] == '/')
+			o->cache_path = arg + 6;
+		else if (strncmp(arg, "timeout=", 8) == 0) {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(arg + 8, &end, 10);
+			if (errno || end == arg + 8 || *end || v < 1 || v > 60000)
+				pam_syslog(pamh, LOG_ERR,
+					   "invalid option %s: give milliseconds from 1 to 60000; using %d",
+					   arg, DEFAULT_TIMEOUT_MS);
+			else
+				o->timeout_ms = (int)v;
+		} else
+			pam_syslog(pamh, LOG_ERR, "unknown option %s; ignored (see pam_mid(8))", arg);
+	}
+}
+
+/* Returns 1 when the policy manages user, 0 when it does not, and -errno
+ * when the cache cannot tell; then the agent decides. */
+static int user_is_managed(const struct options *o, const char *user)
+{
+	struct mid_cache cache;
+	int r;
+
+	r = mid_cache_open(o->cache_path, &cache);
+	if (r < 0)
+		return r;
+	r = mid_cache_is_managed(&cache, user);
+	mid_cache_close(&cache);
+	return r;
+}
+
+/* Reads and checks PAM_USER. Returns PAM_SUCCESS, PAM_IGNORE for a user
+ * mid does not manage, or another PAM code. An invalid name is never
+ * logged: people type passwords into the user field. */
+static int user_get(pam_handle_t *pamh, const struct options *o, const char **ret_user)
+{
+	const char *user = NULL;
+	int r;
+
+	r = pam_get_user(pamh, &user, NULL);
+	if (r != PAM_SUCCESS)
+		return r == PAM_CONV_AGAIN ? PAM_INCOMPLETE : r;
+	if (!user || !name_is_valid(user)) {
+		if (o->debug)
+			pam_syslog(pamh, LOG_DEBUG, "user name is not a valid account name");
+		return PAM_USER_UNKNOWN;
+	}
+
+	r = user_is_managed(o, user);
+	if (r == 0) {
+		if (o->debug)
+			pam_syslog(pamh, LOG_DEBUG, "account is not managed by mid; ignoring");
+		return PAM_IGNORE;
+	}
+	if (r < 0 && o->debug)
+		pam_syslog(pamh, LOG_DEBUG, "NSS cache %s unusable (%s); asking the agent",
+			   o->cache_path, strerror(-r));
+	*ret_user = user;
+	return PAM_SUCCESS;
+}
+
+static void request_fill_items(pam_handle_t *pamh, struct mid_request *req)
+{
+	const void *item;
+
+	if (pam_get_item(pamh, PAM_SERVICE, &item) == PAM_SUCCESS && item)
+		snprintf(req->service, sizeof(req->service), "%s", (const char *)item);
+	if (pam_get_item(pamh, PAM_RHOST, &item) == PAM_SUCCESS && item)
+		snprintf(req->rhost, sizeof(req->rhost), "%s", (const char *)item);
+	if (pam_get_item(pamh, PAM_TTY, &item) == PAM_SUCCESS && item)
+		snprintf(req->tty, sizeof(req->tty), "%s", (const char *)item);
+}
+
+/* Sends req to the agent. Returns PAM_SUCCESS with the reply in resp, or
+ * PAM_AUTHINFO_UNAVAIL when the agent cannot be reached in time. */
+static int agent_call(pam_handle_t *pamh, const struct options *o, const struct mid_request *req,
+		      struct mid_response *resp)
+{
+	int r = mid_client_call(o->socket_path, o->timeout_ms, req, resp);
+
+	if (r < 0) {
+		pam_syslog(pamh, LOG_ERR, "failed to reach mid-agentd at %s: %s", o->socket_path,
+			   r == -ETIMEDOUT ? "timed out" : strerror(-r));
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+	return PAM_SUCCESS;
+}
+
+static void cleanup_lease(pam_handle_t *pamh, void *data, int error_status)
+{
+	free(data);
+}
+
+/* Gets the credential: from PAM_AUTHTOK with use_first_pass or
+ * try_first_pass, else by prompting. The caller wipes and frees it. */
+static int credential_get(pam_handle_t *pamh, const struct options *o, char **ret)
+{
+	const void *item = NULL;
+	char *answer = NULL;
+	int r;
+
+	if (o->use_first_pass || o->try_first_pass) {
+		if (pam_get_item(pamh, PAM_AUTHTOK, &item) == PAM_SUCCESS && item) {
+			*ret = strdup(item);
+			return *ret ? PAM_SUCCESS : PAM_BUF_ERR;
+		}
+		if (o->use_first_pass)
+			return PAM_AUTH_ERR;
+	}
+
+	r = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &answer, PROMPT);
+	if (r != PAM_SUCCESS) {
+		if (answer) {
+			explicit_bzero(answer, strlen(answer));
+			free(answer);
+		}
+		return r == PAM_CONV_AGAIN ? PAM_INCOMPLETE : r;
+	}
+	if (!answer)
+		return PAM_AUTH_ERR;
+	/* Later modules with use_first_pass see the same credential. */
+	(void)pam_set_item(pamh, PAM_AUTHTOK, answer);
+	*ret = answer;
+	return PAM_SUCCESS;
+}
+
+static int status_to_auth(pam_handle_t *pamh, const struct options *o, const char *user,
+			  const struct mid_response *resp)
+{
+	switch (resp->status) {
+	case MID_OK:
+		return PAM_SUCCESS;
+	case MID_ERR_UNMANAGED:
+		return PAM_IGNORE;
+	case MID_ERR_INVALID:
+		return PAM_USER_UNKNOWN;
+	case MID_ERR_LOCKED:
+		pam_syslog(pamh, LOG_NOTICE, "account %s is locked after repeated failures", user);
+		return PAM_MAXTRIES;
+	case MID_ERR_PERMISSION:
+		pam_syslog(pamh, LOG_ERR, "mid-agentd refused verification: %s", resp->message);
+		return PAM_AUTH_ERR;
+	case MID_ERR_INTERNAL:
+	case MID_ERR_NO_SPACE:
+	case MID_ERR_VERSION:
+	case MID_ERR_UNAVAILABLE:
+		pam_syslog(pamh, LOG_ERR, "mid-agentd failed to verify a credential for %s: %s", user,
+			   resp->message);
+		return PAM_AUTHINFO_UNAVAIL;
+	default:
+		pam_syslog(pamh, LOG_NOTICE, "authentication failure for %s: %s", user,
+			   mid_status_to_string(resp->status));
+		return PAM_AUTH_ERR;
+	}
+}
+
+PAM_EXTERN MID_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc,
+					       const char **argv)
+{
+	struct mid_request req = {.type = MID_REQ_VERIFY};
+	struct mid_response *resp = NULL;
+	const char *user = NULL;
+	char *credential = NULL;
+	struct options o;
+	size_t len;
+	int r;
+
+	options_parse(pamh, argc, argv, &o);
+	r = user_get(pamh, &o, &user);
+	if (r != PAM_SUCCESS)
+		return r;
+
+	r = credential_get(pamh, &o, &credential);
+	if (r != PAM_SUCCESS)
+		return r;
+	len = strlen(credential);
+	if (len == 0 || len > MID_CREDENTIAL_MAX) {
+		pam_syslog(pamh, LOG_NOTICE, "authentication failure for %s: %s credential", user,
+			   len == 0 ? "empty" : "over-long");
+		r = PAM_AUTH_ERR;
+		goto out;
+	}
+
+	snprintf(req.account, sizeof(req.account), "%s", user);
+	memcpy(req.credential, credential, len + 1);
+	request_fill_items(pamh, &req);
+
+	resp = calloc(1, sizeof(*resp));
+	if (!resp) {
+		r = PAM_BUF_ERR;
+		goto out;
+	}
+	r = agent_call(pamh, &o, &req, resp);
+	if (r != PAM_SUCCESS)
+		goto out;
+	r = status_to_auth(pamh, &o, user, resp);
+	if (r == PAM_SUCCESS) {
+		char *lease = strdup(resp->lease.lease);
+
+		if (!lease || pam_set_data(pamh, LEASE_DATA, lease, cleanup_lease) != PAM_SUCCESS) {
+			free(lease);
+			r = PAM_BUF_ERR;
+			goto out;
+		}
+		if (o.debug)
+			pam_syslog(pamh, LOG_DEBUG, "credential for %s verified, lease %s", user,
+				   resp->lease.lease);
+	}
+out:
+	mid_request_wipe(&req);
+	if (credential) {
+		explicit_bzero(credential, strlen(credential));
+		free(credential);
+	}
+	free(resp);
+	return r;
+}
+
+PAM_EXTERN MID_EXPORT int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc,
+					  const char **argv)
+{
+	const void *lease = NULL;
+
+	if (pam_get_data(pamh, LEASE_DATA, &lease) == PAM_SUCCESS && lease)
+		return PAM_SUCCESS;
+	return PAM_IGNORE;
+}
+
+/* Asks the agent about the lease that keeps user live: the one auth
+ * verified, or else any live lease of the account. */
+static int lease_request(pam_handle_t *pamh, const struct options *o, uint8_t type,
+			 const char *user, struct mid_response *resp)
+{
+	struct mid_request req = {.type = type};
+	const void *lease = NULL;
+	const char *session_id;
+
+	snprintf(req.account, sizeof(req.account), "%s", user);
+	if (pam_get_data(pamh, LEASE_DATA, &lease) == PAM_SUCCESS && lease)
+		snprintf(req.lease, sizeof(req.lease), "%s", (const char *)lease);
+	request_fill_items(pamh, &req);
+	req.pid = (uint32_t)getpid();
+	session_id = pam_getenv(pamh, "XDG_SESSION_ID");
+	if (session_id)
+		snprintf(req.session_id, sizeof(req.session_id), "%s", session_id);
+	return agent_call(pamh, o, &req, resp);
+}
+
+PAM_EXTERN MID_EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc,
+					    const char **argv)
+{
+	struct mid_response *resp;
+	const char *user = NULL;
+	struct options o;
+	int r;
+
+	options_parse(pamh, argc, argv, &o);
+	r = user_get(pamh, &o, &user);
+	if (r != PAM_SUCCESS)
+		return r;
+
+	resp = calloc(1, sizeof(*resp));
+	if (!resp)
+		return PAM_BUF_ERR;
+	r = lease_request(pamh, &o, MID_REQ_ACCOUNT, user, resp);
+	if (r != PAM_SUCCESS)
+		goto out;
+
+	switch (resp->status) {
+	case MID_OK:
+		r = PAM_SUCCESS;
+		break;
+	case MID_ERR_UNMANAGED:
+		r = PAM_IGNORE;
+		break;
+	case MID_ERR_INVALID:
+		r = PAM_USER_UNKNOWN;
+		break;
+	case MID_ERR_PERMISSION:
+		pam_syslog(pamh, LOG_ERR, "mid-agentd refused the account check: %s", resp->message);
+		r = PAM_PERM_DENIED;
+		break;
+	case MID_ERR_INTERNAL:
+	case MID_ERR_NO_SPACE:
+	case MID_ERR_VERSION:
+		pam_syslog(pamh, LOG_ERR, "mid-agentd failed to check account %s: %s", user,
+			   resp->message);
+		r = PAM_AUTHINFO_UNAVAIL;
+		break;
+	default:
+		pam_syslog(pamh, LOG_NOTICE, "account %s has no live lease: %s", user, resp->message);
+		r = PAM_ACCT_EXPIRED;
+		break;
+	}
+out:
+	free(resp);
+	return r;
+}
+
+static int session_change(pam_handle_t *pamh, int argc, const char **argv, uint8_t type)
+{
+	struct mid_response *resp;
+	const char *user = NULL;
+	struct options o;
+	int r;
+
+	options_parse(pamh, argc, argv, &o);
+	r = user_get(pamh, &o, &user);
+	if (r != PAM_SUCCESS)
+		return r == PAM_IGNORE ? PAM_IGNORE : PAM_SESSION_ERR;
+
+	resp = calloc(1, sizeof(*resp));
+	if (!resp)
+		return PAM_BUF_ERR;
+	r = lease_request(pamh, &o, type, user, resp);
+	if (r == PAM_SUCCESS && resp->status == MID_ERR_UNMANAGED)
+		r = PAM_IGNORE;
+	else if (r == PAM_SUCCESS && resp->status != MID_OK) {
+		pam_syslog(pamh, LOG_NOTICE, "session for %s refused: %s", user, resp->message);
+		r = PAM_SESSION_ERR;
+	} else if (r != PAM_SUCCESS)
+		r = PAM_SESSION_ERR;
+	free(resp);
+
+	/* A session that already ran is closed whatever the agent says. */
+	if (type == MID_REQ_SESSION_CLOSE && r == PAM_SESSION_ERR)
+		r = PAM_SUCCESS;
+	return r;
+}
+
+PAM_EXTERN MID_EXPORT int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
+					       const char **argv)
+{
+	return session_change(pamh, argc, argv, MID_REQ_SESSION_OPEN);
+}
+
+PAM_EXTERN MID_EXPORT int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,
+						const char **argv)
+{
+	return session_change(pamh, argc, argv, MID_REQ_SESSION_CLOSE);
+}
+
+PAM_EXTERN MID_EXPORT int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc,
+					    const char **argv)
+{
+	/* Credentials are issued by the agent, never changed by the user. */
+	return PAM_IGNORE;
+}

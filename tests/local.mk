@@ -1,0 +1,13 @@
+# Every test speaks TAP, so the summary counts single test cases.
+LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+AM_TESTS_ENVIRONMENT = \
+	CMOCKA_MESSAGE_OUTPUT=TAP; export CMOCKA_MESSAGE_OUTPUT; \
+	MID_BUILDDIR='$(abs_top_builddir)'; export MID_BUILDDIR; \
+	MID_SRCDIR='$(abs_top_srcdir)'; export MID_SRCDIR;
+
+EXTRA_DIST += tests/lib.sh
+
+include $(srcdir)/tests/unit/local.mk
+include $(srcdir)/tests/nss/local.mk
+include $(srcdir)/tests/pam/local.mk
+include $(srcdir)/tests/e2e/local.mk
