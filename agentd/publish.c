@@ -1,4 +1,5 @@
 /* Publishing the NSS cache and ending leases at their expiry. */
+#include <stdio.h>
 #include <string.h>
 #include <sodium.h>
 
@@ -69,6 +70,16 @@ int cache_publish(struct agent *a)
 
 	for (size_t i = 0; i < a->policy->n_accounts; i++) {
 		r = mid_cache_builder_add_managed(st.builder, a->policy->accounts[i].name);
+		if (r < 0)
+			goto out;
+	}
+	/* "PREFIX*" marks every name of a class as managed, so pam_mid keeps
+	 * refusing an ephemeral account after its lease has ended. */
+	for (size_t i = 0; i < a->policy->n_classes; i++) {
+		char pattern[MID_NAME_MAX + 2];
+
+		snprintf(pattern, sizeof(pattern), "%s*", a->policy->classes[i].prefix);
+		r = mid_cache_builder_add_managed(st.builder, pattern);
 		if (r < 0)
 			goto out;
 	}

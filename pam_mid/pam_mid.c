@@ -76,6 +76,16 @@ static int user_is_managed(const struct options *o, const char *user)
 	if (r < 0)
 		return r;
 	r = mid_cache_is_managed(&cache, user);
+
+	/* A class is listed as "PREFIX*": try each prefix of the name. */
+	for (size_t len = strlen(user) - 1; r == 0 && len > 0; len--) {
+		char pattern[MID_NAME_MAX + 2];
+
+		memcpy(pattern, user, len);
+		pattern[len] = '*';
+		pattern[len + 1] = '\0';
+		r = mid_cache_is_managed(&cache, pattern);
+	}
 	mid_cache_close(&cache);
 	return r;
 }

@@ -3,7 +3,10 @@ LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver
 AM_TESTS_ENVIRONMENT = \
 	CMOCKA_MESSAGE_OUTPUT=TAP; export CMOCKA_MESSAGE_OUTPUT; \
 	MID_BUILDDIR='$(abs_top_builddir)'; export MID_BUILDDIR; \
-	MID_SRCDIR='$(abs_top_srcdir)'; export MID_SRCDIR;
+	MID_SRCDIR='$(abs_top_srcdir)'; export MID_SRCDIR; \
+	MID_ASAN_LIB='$(ASAN_LIB)'; export MID_ASAN_LIB; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0; export ASAN_OPTIONS; \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; export UBSAN_OPTIONS;
 
 EXTRA_DIST += tests/lib.sh
 

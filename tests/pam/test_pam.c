@@ -1,0 +1,498 @@
+/* pam_mid through a real Linux-PAM stack (pam_wrapper and libpamtest)
+ * against a real mid-agentd. The program re-executes itself under
+ * pam_wrapper with service files that load the built module. */
+#include <fcntl.h>
+#include <libpamtest.h>
+#include <security/pam_appl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "harness.h"
+#include "token.h"
+
+#define POLICY                                                                                     \
+	"accounts = (\n"                                                                           \
+	"  { name = \"nobody\"; ttl = \"5m\"; max_ttl = \"1h\"; },\n"                              \
+	"  { name = \"daemon\"; ttl = \"5m\"; max_uses = 1; }\n"                                   \
+	");\n"                                                                                     \
+	"classes = (\n"                                                                            \
+	"  { name = \"ci\"; prefix = \"ci-\"; uid_min = 61000; uid_max = 61999;\n"                 \
+	"    group = \"mid-ci\"; gid = 61000; ttl = \"5m\"; }\n"                                   \
+	");\n"
+
+static struct harness agent;
+static char test_dir[256];
+
+static char *module_path(void)
+{
+	static char path[512];
+
+	snprintf(path, sizeof(path), "%s/pam_mid/.libs/pam_mid.so", getenv("MID_BUILDDIR"));
+	return path;
+}
+
+MID_PRINTF(3, 4)
+static void write_service(const char *dir, const char *name, const char *fmt, ...)
+{
+	char path[512];
+	va_list ap;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f) {
+		perror(path);
+		exit(1);
+	}
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+}
+
+/* Service files: "mid" is the plain stack; "mid_ignore" succeeds only
+ * when pam_mid returns PAM_IGNORE, so a test can tell IGNORE apart. */
+static void write_services(const char *dir)
+{
+	const char *m = module_path();
+	char opts[700], down[700], hung[700];
+	const char *set_items = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_set_items.so";
+
+	snprintf(opts, sizeof(opts), "socket=%s/agent.sock cache=%s/run/%s", test_dir, test_dir,
+		 MID_CACHE_FILE_NAME);
+	snprintf(down, sizeof(down), "socket=%s/missing.sock cache=%s/run/%s", test_dir, test_dir,
+		 MID_CACHE_FILE_NAME);
+	snprintf(hung, sizeof(hung), "socket=%s/hung.sock timeout=300 cache=%s/run/%s", test_dir,
+		 test_dir, MID_CACHE_FILE_NAME);
+
+	write_service(dir, "other", "auth required pam_deny.so\naccount required pam_deny.so\n");
+	write_service(dir, "mid",
+		      "auth required %s %s\naccount required %s %s\n"
+		      "session required %s %s\n",
+		      m, opts, m, opts, m, opts);
+	write_service(dir, "mid_ignore",
+		      "auth [ignore=1 default=die] %s %s\nauth requisite pam_deny.so\n"
+		      "auth required pam_permit.so\n"
+		      "account [ignore=1 default=die] %s %s\naccount requisite pam_deny.so\n"
+		      "account required pam_permit.so\n",
+		      m, opts, m, opts);
+	write_service(dir, "mid_first", "auth required %s\nauth required %s use_first_pass %s\n",
+		      set_items, m, opts);
+	write_service(dir, "mid_try", "auth required %s\nauth required %s try_first_pass %s\n",
+		      set_items, m, opts);
+	write_service(dir, "mid_down", "auth required %s %s\naccount required %s %s\n", m, down, m,
+		      down);
+	write_service(dir, "mid_hung", "auth required %s %s\n", m, hung);
+	write_service(dir, "mid_opts", "auth required %s no_such_option timeout=abc %s\n", m, opts);
+}
+
+static void issue(const char *account, const char *class_name, uint32_t ttl, char *credential,
+		  struct mid_lease_info *lease)
+{
+	int r = harness_issue(&agent, account, class_name, ttl, credential, lease);
+
+	assert_int_equal(r, MID_OK);
+}
+
+static enum pamtest_err run(const char *service, const char *user, const char *credential,
+			    struct pam_testcase *tests, size_t n)
+{
+	const char *tokens[] = {credential, NULL};
+	struct pamtest_conv_data conv = {.in_echo_off = tokens};
+
+	return _pamtest(service, user, &conv, tests, n, NULL);
+}
+
+static void assert_auth(const char *service, const char *user, const char *credential,
+			int expected)
+{
+	struct pam_testcase tests[] = {pam_test(PAMTEST_AUTHENTICATE, expected)};
+	enum pamtest_err perr = run(service, user, credential, tests, 1);
+
+	if (perr != PAMTEST_ERR_OK)
+		fail_msg("authenticate %s as %s: expected %s, got %s", service, user,
+			 pam_strerror(NULL, expected), pam_strerror(NULL, tests[0].op_rv));
+}
+
+static void auth_right_credential(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+	struct pam_testcase tests[] = {
+		pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
+		pam_test(PAMTEST_ACCOUNT, PAM_SUCCESS),
+		pam_test(PAMTEST_OPEN_SESSION, PAM_SUCCESS),
+		pam_test(PAMTEST_CLOSE_SESSION, PAM_SUCCESS),
+	};
+
+	issue("nobody", NULL, 0, cred, NULL);
+	assert_int_equal(run("mid", "nobody", cred, tests, MID_ELEMENTSOF(tests)), PAMTEST_ERR_OK);
+}
+
+static void auth_ephemeral_account(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+	struct mid_lease_info lease;
+	struct pam_testcase tests[] = {
+		pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
+		pam_test(PAMTEST_ACCOUNT, PAM_SUCCESS),
+	};
+
+	issue(NULL, "ci", 0, cred, &lease);
+	assert_int_equal(run("mid", lease.account, cred, tests, MID_ELEMENTSOF(tests)),
+			 PAMTEST_ERR_OK);
+}
+
+static void auth_wrong_secret(void **state)
+{
+	uint8_t other_key[MID_HOST_KEY_BYTES], hash[MID_TOKEN_HASH_BYTES];
+	char cred[MID_CREDENTIAL_MAX + 1], forged[MID_TOKEN_LEN + 1];
+	struct mid_lease_info lease;
+
+	/* Well-formed, with a valid checksum and a live lease id, but a
+	 * secret the agent never issued. */
+	issue("nobody", NULL, 0, cred, &lease);
+	randombytes_buf(other_key, sizeof(other_key));
+	assert_int_equal(token_new(lease.lease, other_key, forged, hash), 0);
+	assert_auth("mid", "nobody", forged, PAM_AUTH_ERR);
+}
+
+static void auth_bad_checksum(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+	size_t len;
+
+	issue("nobody", NULL, 0, cred, NULL);
+	len = strlen(cred);
+	cred[len - 1] = cred[len - 1] == '0' ? '1' : '0';
+	assert_auth("mid", "nobody", cred, PAM_AUTH_ERR);
+}
+
+static void auth_malformed_credential(void **state)
+{
+	assert_auth("mid", "nobody", "hunter2", PAM_AUTH_ERR);
+}
+
+static void auth_empty_credential(void **state)
+{
+	assert_auth("mid", "nobody", "", PAM_AUTH_ERR);
+}
+
+static void auth_overlong_credential(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 50];
+
+	memset(cred, 'a', sizeof(cred) - 1);
+	cred[sizeof(cred) - 1] = '\0';
+	assert_auth("mid", "nobody", cred, PAM_AUTH_ERR);
+}
+
+static void auth_other_account_credential(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+
+	issue(NULL, "ci", 0, cred, NULL);
+	assert_auth("mid", "nobody", cred, PAM_AUTH_ERR);
+}
+
+static void auth_revoked_credential(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+	struct mid_lease_info lease;
+
+	issue("nobody", NULL, 0, cred, &lease);
+	assert_int_equal(harness_revoke(&agent, lease.lease), MID_OK);
+	assert_auth("mid", "nobody", cred, PAM_AUTH_ERR);
+}
+
+static void sleep_until(int64_t t)
+{
+	while (time(NULL) < t)
+		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+}
+
+static void auth_expired_credential(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+	struct mid_lease_info lease;
+
+	issue("nobody", NULL, 1, cred, &lease);
+	sleep_until(lease.expires_at);
+	assert_auth("mid", "nobody", cred, PAM_AUTH_ERR);
+}
+
+static int conv_reply(int n, const struct pam_message **msg, struct pam_response **resp,
+		      void *data)
+{
+	struct pam_response *r = calloc((size_t)n, sizeof(*r));
+
+	if (!r)
+		return PAM_BUF_ERR;
+	for (int i = 0; i < n; i++)
+		if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF)
+			r[i].resp = strdup(data);
+	*resp = r;
+	return PAM_SUCCESS;
+}
+
+/* The account phase in the same transaction sees the lease end. */
+static void account_after_lease_ends(int64_t (*end_lease)(const struct mid_lease_info *))
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+	struct mid_lease_info lease;
+	struct pam_conv conv = {.conv = conv_reply, .appdata_ptr = cred};
+	pam_handle_t *pamh = NULL;
+
+	issue(NULL, "ci", 2, cred, &lease);
+	assert_int_equal(pam_start("mid", lease.account, &conv, &pamh), PAM_SUCCESS);
+	assert_int_equal(pam_authenticate(pamh, 0), PAM_SUCCESS);
+	assert_int_equal(pam_acct_mgmt(pamh, 0), PAM_SUCCESS);
+	end_lease(&lease);
+	assert_int_equal(pam_acct_mgmt(pamh, 0), PAM_ACCT_EXPIRED);
+	assert_int_equal(pam_end(pamh, PAM_SUCCESS), PAM_SUCCESS);
+}
+
+static int64_t wait_expiry(const struct mid_lease_info *lease)
+{
+	sleep_until(lease->expires_at);
+	return 0;
+}
+
+static int64_t revoke_now(const struct mid_lease_info *lease)
+{
+	assert_int_equal(harness_revoke(&agent, lease->lease), MID_OK);
+	return 0;
+}
+
+static void account_expired_lease(void **state)
+{
+	account_after_lease_ends(wait_expiry);
+}
+
+static void account_revoked_lease(void **state)
+{
+	account_after_lease_ends(revoke_now);
+}
+
+static void one_time_credential(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+
+	issue("daemon", NULL, 0, cred, NULL);
+	assert_auth("mid", "daemon", cred, PAM_SUCCESS);
+	assert_auth("mid", "daemon", cred, PAM_AUTH_ERR);
+}
+
+static void unmanaged_user_ignored(void **state)
+{
+	struct pam_testcase tests[] = {
+		pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS),
+		pam_test(PAMTEST_ACCOUNT, PAM_SUCCESS),
+	};
+
+	/* mid_ignore succeeds only if pam_mid returned PAM_IGNORE. */
+	assert_int_equal(run("mid_ignore", "root", "whatever", tests, MID_ELEMENTSOF(tests)),
+			 PAMTEST_ERR_OK);
+}
+
+static void managed_user_not_ignored(void **state)
+{
+	assert_auth("mid_ignore", "nobody", "wrong", PAM_AUTH_ERR);
+}
+
+static void invalid_user_names(void **state)
+{
+	char long_name[300];
+	const char *names[] = {"a/b", "..", "../etc", "a:b", "a\nb", "12345", "\x1b[31m", "\xff\xfe",
+			       long_name};
+
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	for (size_t i = 0; i < MID_ELEMENTSOF(names); i++)
+		assert_auth("mid", names[i], "x", PAM_USER_UNKNOWN);
+}
+
+static void agent_down_unavailable(void **state)
+{
+	struct pam_testcase tests[] = {
+		pam_test(PAMTEST_AUTHENTICATE, PAM_AUTHINFO_UNAVAIL),
+		pam_test(PAMTEST_ACCOUNT, PAM_AUTHINFO_UNAVAIL),
+	};
+
+	assert_int_equal(run("mid_down", "nobody", "x", tests, MID_ELEMENTSOF(tests)),
+			 PAMTEST_ERR_OK);
+}
+
+static void agent_down_unmanaged_ignored(void **state)
+{
+	/* The cache alone tells that root is not mid's: no agent needed. */
+	assert_auth("mid_down", "root", "x", PAM_PERM_DENIED);
+}
+
+static void agent_hung_times_out(void **state)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timespec t0, t1;
+	int64_t elapsed_ms;
+	int fd;
+
+	/* A socket that accepts into its backlog but never answers. */
+	assert_true(strlen(test_dir) + sizeof("/hung.sock") <= sizeof(sa.sun_path));
+	strcpy(sa.sun_path, test_dir);
+	strcat(sa.sun_path, "/hung.sock");
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_auth("mid_hung", "nobody", "x", PAM_AUTHINFO_UNAVAIL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	elapsed_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	close(fd);
+	unlink(sa.sun_path);
+
+	/* timeout=300 in the service file: the module gives up after it. */
+	assert_true(elapsed_ms >= 300);
+	assert_true(elapsed_ms < 5000);
+}
+
+static void use_first_pass_token(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+
+	issue("nobody", NULL, 0, cred, NULL);
+	setenv("PAM_AUTHTOK", cred, 1);
+	assert_auth("mid_first", "nobody", "not-this", PAM_SUCCESS);
+	unsetenv("PAM_AUTHTOK");
+}
+
+static void use_first_pass_missing(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+
+	issue("nobody", NULL, 0, cred, NULL);
+	unsetenv("PAM_AUTHTOK");
+	/* No earlier token: use_first_pass must not prompt. */
+	assert_auth("mid_first", "nobody", cred, PAM_AUTH_ERR);
+}
+
+static void try_first_pass_prompts(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+
+	issue("nobody", NULL, 0, cred, NULL);
+	unsetenv("PAM_AUTHTOK");
+	assert_auth("mid_try", "nobody", cred, PAM_SUCCESS);
+}
+
+static void unknown_options_ignored(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+
+	issue("nobody", NULL, 0, cred, NULL);
+	assert_auth("mid_opts", "nobody", cred, PAM_SUCCESS);
+}
+
+static int group_setup(void **state)
+{
+	if (sodium_init() < 0)
+		return -1;
+	return harness_start(&agent, test_dir, POLICY) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	harness_stop(&agent);
+	return 0;
+}
+
+/* Re-executes this program under pam_wrapper with a fresh service dir. */
+static void reexec_under_pam_wrapper(char **argv)
+{
+	char services[300], preload[600];
+	const char *asan = getenv("MID_ASAN_LIB");
+
+	if (asan && !*asan)
+		asan = NULL;
+
+	snprintf(test_dir, sizeof(test_dir), "/tmp/mid-pam-test.XXXXXX");
+	if (!mkdtemp(test_dir)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	snprintf(services, sizeof(services), "%s/pam.d", test_dir);
+	if (mkdir(services, 0755) < 0) {
+		perror(services);
+		exit(1);
+	}
+	write_services(services);
+
+	snprintf(preload, sizeof(preload), "%s%slibpam_wrapper.so", asan ? asan : "",
+		 asan ? ":" : "");
+	setenv("LD_PRELOAD", preload, 1);
+	setenv("PAM_WRAPPER", "1", 1);
+	setenv("PAM_WRAPPER_SERVICE_DIR", services, 1);
+	setenv("MID_PAM_TEST_DIR", test_dir, 1);
+	execv("/proc/self/exe", argv);
+	perror("execv");
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(auth_right_credential),
+		cmocka_unit_test(auth_ephemeral_account),
+		cmocka_unit_test(auth_wrong_secret),
+		cmocka_unit_test(auth_bad_checksum),
+		cmocka_unit_test(auth_malformed_credential),
+		cmocka_unit_test(auth_empty_credential),
+		cmocka_unit_test(auth_overlong_credential),
+		cmocka_unit_test(auth_other_account_credential),
+		cmocka_unit_test(auth_revoked_credential),
+		cmocka_unit_test(auth_expired_credential),
+		cmocka_unit_test(account_expired_lease),
+		cmocka_unit_test(account_revoked_lease),
+		cmocka_unit_test(one_time_credential),
+		cmocka_unit_test(unmanaged_user_ignored),
+		cmocka_unit_test(managed_user_not_ignored),
+		cmocka_unit_test(invalid_user_names),
+		cmocka_unit_test(agent_down_unavailable),
+		cmocka_unit_test(agent_down_unmanaged_ignored),
+		cmocka_unit_test(agent_hung_times_out),
+		cmocka_unit_test(use_first_pass_token),
+		cmocka_unit_test(use_first_pass_missing),
+		cmocka_unit_test(try_first_pass_prompts),
+		cmocka_unit_test(unknown_options_ignored),
+	};
+	const char *dir = getenv("MID_PAM_TEST_DIR");
+	char cmd[400];
+	int failed;
+
+	if (!getenv("MID_BUILDDIR")) {
+		fprintf(stderr, "test_pam: MID_BUILDDIR must name the build directory\n");
+		return 1;
+	}
+	if (!getenv("PAM_WRAPPER") || !dir)
+		reexec_under_pam_wrapper(argv);
+	snprintf(test_dir, sizeof(test_dir), "%s", dir);
+
+	failed = cmocka_run_group_tests_name("pam_mid", tests, group_setup, group_teardown);
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
+	if (!getenv("MID_KEEP_TEST_DIR") && system(cmd) != 0)
+		fprintf(stderr, "# failed to remove %s\n", test_dir);
+	return failed;
+}
