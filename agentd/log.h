@@ -20,6 +20,10 @@
 #define MID_MESSAGE_STOPPED "8d9c5e0e6f2a4c1b9a3e7d1f2b4c6a09"
 #define MID_MESSAGE_RELOADED "8d9c5e0e6f2a4c1b9a3e7d1f2b4c6a0a"
 #define MID_MESSAGE_SESSION "8d9c5e0e6f2a4c1b9a3e7d1f2b4c6a0b"
+#define MID_MESSAGE_LOCKOUT "8d9c5e0e6f2a4c1b9a3e7d1f2b4c6a0c"
+#define MID_MESSAGE_APPROVAL "8d9c5e0e6f2a4c1b9a3e7d1f2b4c6a0d"
+#define MID_MESSAGE_SESSION_TERMINATED "8d9c5e0e6f2a4c1b9a3e7d1f2b4c6a0e"
+#define MID_MESSAGE_ACCOUNT "8d9c5e0e6f2a4c1b9a3e7d1f2b4c6a0f"
 
 /* Fields of one event; NULL or 0 leaves a field out. */
 struct log_fields {

@@ -141,35 +141,115 @@ static int check_config(const char *path)
 	return r;
 }
 
-static int policy_reload(struct agent *a)
+/* Revokes a live lease whose account or class the new policy no longer
+ * names: nothing may go on working that the policy does not allow. */
+static int on_reload_lease(const struct lease *l, void *userdata)
+{
+	struct agent *a = userdata;
+	int64_t now = now_realtime();
+	int r;
+
+	if (rule_of_lease(a, &l->info))
+		return 0;
+
+	r = store_begin(a->store);
+	if (r == 0)
+		r = store_lease_set_state(a->store, l->info.lease, MID_LEASE_REVOKED, now);
+	if (r == 0)
+		r = store_audit_append(a->store, now,
+				       &(struct audit_record){.event = "revoke",
+							      .account = l->info.account,
+							      .lease = l->info.lease,
+							      .peer_uid = -1,
+							      .detail = "policy reload: no rule allows it"});
+	if (r == 0)
+		r = store_commit(a->store);
+	else
+		store_rollback(a->store);
+	if (r < 0) {
+		log_error("Failed to revoke lease %s after a reload: %s", l->info.lease, strerror(-r));
+		return 0;
+	}
+	log_event(LOG_NOTICE,
+		  &(struct log_fields){.message_id = MID_MESSAGE_REVOKED,
+				       .account = l->info.account,
+				       .lease = l->info.lease,
+				       .reason = "policy reload",
+				       .peer_uid = -1},
+		  "Revoked lease %s of account %s: the reloaded policy no longer allows it",
+		  l->info.lease, l->info.account);
+	sessions_on_lease_end(a, l, "revoked");
+	if (l->info.class_name[0])
+		accounts_on_lease_end(a, l);
+	return 0;
+}
+
+int agent_reload(struct agent *a, const struct peer *peer, struct mid_response *resp)
 {
 	struct policy_errors errors = {0};
 	struct policy *p = NULL;
+	size_t pos = 0;
 	int r;
 
-	r = policy_load(a->config_path, &p, &errors);
-	for (size_t i = 0; i < errors.n; i++)
+	if (peer && peer->uid != 0) {
+		reply(resp, MID_ERR_PERMISSION, "only root may reload the policy");
+		return -EPERM;
+	}
+	r = check_ownership(a->config_path, false);
+	if (r == 0)
+		r = policy_load(a->config_path, &p, &errors);
+	for (size_t i = 0; i < errors.n; i++) {
 		log_error("%s", errors.lines[i]);
+		if (resp && pos < sizeof(resp->detail)) {
+			int w = snprintf(resp->detail + pos, sizeof(resp->detail) - pos, "%s\n",
+					 errors.lines[i]);
+			pos += w > 0 ? (size_t)w : 0;
+		}
+	}
 	policy_errors_clear(&errors);
 	if (r < 0) {
 		log_error("Failed to load the policy %s; the previous policy stays in force",
 			  a->config_path);
+		if (resp)
+			reply(resp, MID_ERR_INVALID,
+			      "the policy %s is invalid and was not loaded; the previous policy stays in force (see the agent's log)",
+			      a->config_path);
 		return r;
 	}
+
 	policy_free(a->policy);
 	a->policy = p;
+	if (a->store) {
+		if (store_foreach_live(a->store, on_reload_lease, a) < 0)
+			log_error("Failed to check the live leases against the reloaded policy");
+		(void)cache_publish(a);
+		(void)expiry_schedule(a);
+		r = store_begin(a->store);
+		if (r == 0)
+			r = store_audit_append(a->store, now_realtime(),
+					       &(struct audit_record){
+						       .event = "reload",
+						       .peer_uid = peer ? (long long)peer->uid : -1,
+						       .detail = a->config_path});
+		if (r == 0)
+			r = store_commit(a->store);
+		else
+			store_rollback(a->store);
+		if (r < 0)
+			log_error("Failed to record the reload in the audit log: %s", strerror(-r));
+		log_event(LOG_INFO,
+			  &(struct log_fields){.message_id = MID_MESSAGE_RELOADED, .peer_uid = -1},
+			  "Reloaded the policy %s", a->config_path);
+	}
+	if (resp)
+		reply(resp, MID_OK, "reloaded %s: %zu accounts, %zu classes", a->config_path,
+		      p->n_accounts, p->n_classes);
 	return 0;
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
-	struct agent *a = userdata;
-
-	if (policy_reload(a) == 0) {
-		log_event(LOG_INFO, &(struct log_fields){.message_id = MID_MESSAGE_RELOADED, .peer_uid = -1},
-			  "Reloaded the policy %s", a->config_path);
-		(void)cache_publish(a);
-	}
+	(void)agent_reload(userdata, NULL, NULL);
 	return 0;
 }
 
@@ -188,7 +268,7 @@ static int agent_setup(struct agent *a)
 
 	if (check_ownership(a->config_path, false) < 0)
 		return -EPERM;
-	r = policy_reload(a);
+	r = agent_reload(a, NULL, NULL);
 	if (r < 0)
 		return r;
 	r = ensure_dir(a->state_dir, 0700);
@@ -212,6 +292,10 @@ static int agent_setup(struct agent *a)
 		log_error("Failed to open the state database in %s: %s", a->state_dir, strerror(-r));
 		return r;
 	}
+
+	if ((r = lockout_init(a)) < 0 || (r = approvals_init(a)) < 0 ||
+	    (r = sessions_init(a)) < 0 || (r = accounts_init(a)) < 0 || (r = audit_init(a)) < 0)
+		return r;
 
 	r = sd_event_default(&a->event);
 	if (r < 0)

@@ -9,11 +9,20 @@
 
 #include "duration.h"
 #include "names.h"
+#include "netaddr.h"
+#include "timewindow.h"
 
 #define DEFAULT_TTL (15 * 60)
 #define DEFAULT_MAX_TTL (60 * 60)
 #define DEFAULT_SHELL "/bin/sh"
 #define DEFAULT_HOME_BASE "/home"
+#define DEFAULT_LOCKOUT_FAILURES 5
+#define DEFAULT_LOCKOUT_WINDOW (15 * 60)
+#define DEFAULT_LOCKOUT_DURATION (15 * 60)
+#define DEFAULT_REQUEST_TTL (60 * 60)
+#define DEFAULT_GRACE 10
+#define DEFAULT_QUARANTINE (24 * 60 * 60)
+#define MAX_LIST 64 /* entries in one list setting */
 
 struct loader {
 	const char *path;
@@ -41,11 +50,24 @@ static void loader_error(struct loader *l, const config_setting_t *s, const char
 	l->errors->lines[l->errors->n++] = line;
 }
 
+static int get_principals(struct loader *l, const config_setting_t *parent, const char *key,
+			  struct principals *ret);
+static int get_string(struct loader *l, const config_setting_t *group, const char *key,
+		      const char *fallback, char **ret);
+static int get_uint(struct loader *l, const config_setting_t *group, const char *key,
+		    long long min, long long max, long long fallback, long long *ret);
+static int get_duration(struct loader *l, const config_setting_t *group, const char *key,
+			uint64_t fallback, uint64_t *ret);
+
 static const char *const rule_keys[] = {
-	"name", "ttl", "max_ttl", "max_uses", "requesters",
+	"name", "ttl", "max_ttl", "max_uses", "requesters", "verifiers", "renew", "services",
+	"sources", "hours", "timezone", "approval", "lockout", "max_sessions", "on_expiry",
+	"warn_before", "grace",
 	/* classes only */
-	"prefix", "uid_min", "uid_max", "group", "gid", "shell", "home", "gecos",
+	"prefix", "uid_min", "uid_max", "group", "gid", "shell", "home", "gecos", "skeleton",
+	"create_home", "quarantine",
 };
+#define ACCOUNT_KEYS 17
 
 static void check_unknown_keys(struct loader *l, const config_setting_t *group, size_t n_known)
 {
@@ -172,6 +194,279 @@ static int get_name_list(struct loader *l, const config_setting_t *parent, const
 	return 0;
 }
 
+static int get_bool(struct loader *l, const config_setting_t *group, const char *key,
+		    bool fallback, bool *ret)
+{
+	const config_setting_t *s = config_setting_get_member(group, key);
+
+	*ret = fallback;
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		loader_error(l, s, "%s must be true or false", key);
+		return -EINVAL;
+	}
+	*ret = config_setting_get_bool(s);
+	return 0;
+}
+
+/* Reads a list of strings; each is checked by `valid`, whose error text
+ * names what a valid entry looks like. */
+static int get_string_list(struct loader *l, const config_setting_t *parent, const char *key,
+			   bool (*valid)(const char *), const char *expected, char ***ret,
+			   size_t *ret_n)
+{
+	const config_setting_t *s = config_setting_get_member(parent, key);
+	int n, failed = 0;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!s)
+		return 0;
+	if (!config_setting_is_aggregate(s)) {
+		loader_error(l, s, "%s must be a list such as [\"%s\"]", key, expected);
+		return -EINVAL;
+	}
+	n = config_setting_length(s);
+	if (n > MAX_LIST) {
+		loader_error(l, s, "%s has %d entries; at most %d are allowed", key, n, MAX_LIST);
+		return -EINVAL;
+	}
+	*ret = calloc((size_t)n + 1, sizeof(char *));
+	if (!*ret)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *text = config_setting_get_string(e);
+
+		if (!text || !valid(text)) {
+			loader_error(l, e, "invalid entry in %s: %s; expected something like \"%s\"",
+				     key, text ? text : "(not a string)", expected);
+			failed = 1;
+			continue;
+		}
+		(*ret)[*ret_n] = strdup(text);
+		if (!(*ret)[*ret_n])
+			return -ENOMEM;
+		(*ret_n)++;
+	}
+	return failed ? -EINVAL : 0;
+}
+
+static void string_list_free(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+static bool service_is_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > MID_SERVICE_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.'))
+			return false;
+	return true;
+}
+
+static bool source_is_valid(const char *s)
+{
+	struct netaddr n;
+
+	return netaddr_parse(s, &n) == 0;
+}
+
+static bool hours_is_valid(const char *s)
+{
+	struct time_window w;
+
+	return time_window_parse(s, &w) == 0;
+}
+
+static bool duration_is_valid(const char *s)
+{
+	uint64_t v;
+
+	return duration_parse(s, &v) == 0 && v > 0;
+}
+
+static int get_timezone(struct loader *l, const config_setting_t *group, char **ret)
+{
+	const config_setting_t *s = config_setting_get_member(group, "timezone");
+	struct tm tm;
+	int r;
+
+	r = get_string(l, group, "timezone", NULL, ret);
+	if (r < 0 || !*ret)
+		return r;
+	if (time_local(0, *ret, &tm) < 0) {
+		loader_error(l, s, "unknown time zone \"%s\"; use a name from /usr/share/zoneinfo such as \"Europe/Berlin\"",
+			     *ret);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int get_lockout(struct loader *l, const config_setting_t *parent,
+		       const struct lockout_rule *fallback, struct lockout_rule *ret)
+{
+	const config_setting_t *s = config_setting_get_member(parent, "lockout");
+	long long failures;
+	int failed = 0;
+
+	*ret = *fallback;
+	if (!s)
+		return 0;
+	if (!config_setting_is_group(s)) {
+		loader_error(l, s, "lockout must be a group: lockout = { failures = 5; window = \"15m\"; duration = \"15m\"; };");
+		return -EINVAL;
+	}
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *k = config_setting_name(e);
+
+		if (!k || (strcmp(k, "failures") && strcmp(k, "window") && strcmp(k, "duration"))) {
+			loader_error(l, e, "unknown setting \"%s\" in lockout; use failures, window or duration",
+				     k ? k : "?");
+			failed = 1;
+		}
+	}
+	failed |= get_uint(l, s, "failures", 0, 1000000, fallback->failures, &failures) < 0;
+	ret->failures = (uint32_t)failures;
+	failed |= get_duration(l, s, "window", fallback->window, &ret->window) < 0;
+	failed |= get_duration(l, s, "duration", fallback->duration, &ret->duration) < 0;
+	return failed ? -EINVAL : 0;
+}
+
+static int get_approval(struct loader *l, const config_setting_t *parent, struct approval_rule *ret)
+{
+	const config_setting_t *s = config_setting_get_member(parent, "approval");
+	long long required;
+	int failed = 0;
+
+	*ret = (struct approval_rule){0};
+	if (!s)
+		return 0;
+	if (!config_setting_is_group(s)) {
+		loader_error(l, s, "approval must be a group: approval = { approvers = { users = [\"alice\"]; }; required = 1; };");
+		return -EINVAL;
+	}
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *k = config_setting_name(e);
+
+		if (!k || (strcmp(k, "approvers") && strcmp(k, "required") && strcmp(k, "request_ttl"))) {
+			loader_error(l, e, "unknown setting \"%s\" in approval; use approvers, required or request_ttl",
+				     k ? k : "?");
+			failed = 1;
+		}
+	}
+	ret->enabled = true;
+	failed |= get_principals(l, s, "approvers", &ret->approvers) < 0;
+	if (!failed && ret->approvers.n_users == 0 && ret->approvers.n_groups == 0) {
+		loader_error(l, s, "approval needs approvers: approvers = { users = [...]; groups = [...]; };");
+		failed = 1;
+	}
+	failed |= get_uint(l, s, "required", 1, 16, 1, &required) < 0;
+	ret->required = (uint32_t)required;
+	failed |= get_duration(l, s, "request_ttl", DEFAULT_REQUEST_TTL, &ret->request_ttl) < 0;
+	return failed ? -EINVAL : 0;
+}
+
+static int compare_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int get_on_expiry(struct loader *l, const config_setting_t *group, enum on_expiry *ret)
+{
+	const config_setting_t *s = config_setting_get_member(group, "on_expiry");
+	const char *text;
+
+	*ret = ON_EXPIRY_TERMINATE;
+	if (!s)
+		return 0;
+	text = config_setting_get_string(s);
+	if (text && strcmp(text, "terminate") == 0)
+		*ret = ON_EXPIRY_TERMINATE;
+	else if (text && strcmp(text, "warn") == 0)
+		*ret = ON_EXPIRY_WARN;
+	else if (text && strcmp(text, "keep") == 0)
+		*ret = ON_EXPIRY_KEEP;
+	else {
+		loader_error(l, s, "on_expiry must be \"terminate\", \"warn\" or \"keep\"");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Parses the conditions and session settings both kinds of rule share. */
+static int load_rule_conditions(struct loader *l, const config_setting_t *s, const struct policy *p,
+				struct rule *r)
+{
+	char **warn = NULL;
+	size_t n_warn = 0;
+	long long v;
+	int failed = 0;
+
+	failed |= get_bool(l, s, "renew", true, &r->renew) < 0;
+	failed |= get_principals(l, s, "verifiers", &r->verifiers) < 0;
+	failed |= get_string_list(l, s, "services", service_is_valid, "sshd", &r->services,
+				  &r->n_services) < 0;
+	failed |= get_string_list(l, s, "sources", source_is_valid, "10.0.0.0/8", &r->source_texts,
+				  &r->n_sources) < 0;
+	r->sources = calloc(r->n_sources + 1, sizeof(*r->sources));
+	if (!r->sources)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_sources; i++)
+		(void)!netaddr_parse(r->source_texts[i], &r->sources[i]);
+	failed |= get_string_list(l, s, "hours", hours_is_valid, "Mon-Fri 08:00-18:00",
+				  &r->hours_texts, &r->n_hours) < 0;
+	r->hours = calloc(r->n_hours + 1, sizeof(*r->hours));
+	if (!r->hours)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_hours; i++)
+		(void)!time_window_parse(r->hours_texts[i], &r->hours[i]);
+	failed |= get_timezone(l, s, &r->timezone) < 0;
+	failed |= get_approval(l, s, &r->approval) < 0;
+	failed |= get_lockout(l, s, &p->lockout, &r->lockout) < 0;
+
+	failed |= get_uint(l, s, "max_sessions", 0, 100000, 0, &v) < 0;
+	r->max_sessions = (uint32_t)v;
+	failed |= get_on_expiry(l, s, &r->on_expiry) < 0;
+	failed |= get_duration(l, s, "grace", DEFAULT_GRACE, &r->grace) < 0;
+	if (config_setting_get_member(s, "warn_before")) {
+		failed |= get_string_list(l, s, "warn_before", duration_is_valid, "5m", &warn,
+					  &n_warn) < 0;
+	} else {
+		static const char *const defaults[] = {"5m", "1m"};
+
+		n_warn = MID_ELEMENTSOF(defaults);
+		warn = calloc(n_warn + 1, sizeof(char *));
+		for (size_t i = 0; warn && i < n_warn; i++)
+			warn[i] = strdup(defaults[i]);
+	}
+	if (!warn && n_warn > 0)
+		return -ENOMEM;
+	r->warn_before = calloc(n_warn + 1, sizeof(uint64_t));
+	if (!r->warn_before) {
+		string_list_free(warn, n_warn);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n_warn; i++)
+		if (warn[i] && duration_parse(warn[i], &r->warn_before[r->n_warn_before]) == 0)
+			r->n_warn_before++;
+	qsort(r->warn_before, r->n_warn_before, sizeof(uint64_t), compare_desc);
+	string_list_free(warn, n_warn);
+	return failed ? -EINVAL : 0;
+}
+
 static int get_principals(struct loader *l, const config_setting_t *parent, const char *key,
 			  struct principals *ret)
 {
@@ -217,10 +512,21 @@ static void rule_free(struct rule *r)
 	free(r->shell);
 	free(r->home_base);
 	free(r->gecos);
+	free(r->skeleton);
+	free(r->timezone);
 	principals_free(&r->requesters);
+	principals_free(&r->verifiers);
+	principals_free(&r->approval.approvers);
+	string_list_free(r->services, r->n_services);
+	string_list_free(r->source_texts, r->n_sources);
+	string_list_free(r->hours_texts, r->n_hours);
+	free(r->sources);
+	free(r->hours);
+	free(r->warn_before);
 }
 
-static int load_rule(struct loader *l, const config_setting_t *s, bool ephemeral, struct rule *r)
+static int load_rule(struct loader *l, const config_setting_t *s, const struct policy *p,
+		     bool ephemeral, struct rule *r)
 {
 	const char *what = ephemeral ? "class" : "account";
 	long long v;
@@ -232,7 +538,7 @@ static int load_rule(struct loader *l, const config_setting_t *s, bool ephemeral
 		loader_error(l, s, "each %s must be a group in braces: { name = \"...\"; ... }", what);
 		return -EINVAL;
 	}
-	check_unknown_keys(l, s, ephemeral ? MID_ELEMENTSOF(rule_keys) : 5);
+	check_unknown_keys(l, s, ephemeral ? MID_ELEMENTSOF(rule_keys) : ACCOUNT_KEYS);
 
 	failed |= get_string(l, s, "name", NULL, &r->name) < 0;
 	if (!r->name) {
@@ -256,8 +562,17 @@ static int load_rule(struct loader *l, const config_setting_t *s, bool ephemeral
 	failed |= get_uint(l, s, "max_uses", 0, UINT32_MAX, 0, &v) < 0;
 	r->max_uses = (uint32_t)v;
 	failed |= get_principals(l, s, "requesters", &r->requesters) < 0;
+	failed |= load_rule_conditions(l, s, p, r) < 0;
 
 	if (ephemeral) {
+		failed |= get_string(l, s, "skeleton", NULL, &r->skeleton) < 0;
+		failed |= get_bool(l, s, "create_home", true, &r->create_home) < 0;
+		failed |= get_duration(l, s, "quarantine", DEFAULT_QUARANTINE, &r->quarantine) < 0;
+		if (r->skeleton && r->skeleton[0] != '/') {
+			loader_error(l, s, "class \"%s\": skeleton must be an absolute directory",
+				     r->name);
+			failed = 1;
+		}
 		failed |= get_string(l, s, "prefix", NULL, &r->prefix) < 0;
 		failed |= get_string(l, s, "group", NULL, &r->group) < 0;
 		failed |= get_string(l, s, "shell", DEFAULT_SHELL, &r->shell) < 0;
@@ -315,8 +630,8 @@ static int load_rule(struct loader *l, const config_setting_t *s, bool ephemeral
 	return failed ? -EINVAL : 0;
 }
 
-static int load_rules(struct loader *l, const config_t *cfg, const char *key, bool ephemeral,
-		      struct rule **ret, size_t *ret_n)
+static int load_rules(struct loader *l, const config_t *cfg, const struct policy *p,
+		      const char *key, bool ephemeral, struct rule **ret, size_t *ret_n)
 {
 	const config_setting_t *list = config_lookup(cfg, key);
 	int failed = 0, n;
@@ -339,7 +654,7 @@ static int load_rules(struct loader *l, const config_t *cfg, const char *key, bo
 		struct rule *r = &(*ret)[*ret_n];
 
 		(*ret_n)++;
-		if (load_rule(l, s, ephemeral, r) < 0) {
+		if (load_rule(l, s, p, ephemeral, r) < 0) {
 			failed = 1;
 			continue;
 		}
@@ -403,9 +718,10 @@ static void check_top_level(struct loader *l, const config_t *cfg)
 		const char *k = config_setting_name(s);
 
 		if (!k || (strcmp(k, "accounts") != 0 && strcmp(k, "classes") != 0 &&
-			   strcmp(k, "verifiers") != 0))
+			   strcmp(k, "verifiers") != 0 && strcmp(k, "lockout") != 0 &&
+			   strcmp(k, "timezone") != 0 && strcmp(k, "audit_retention") != 0))
 			loader_error(l, s,
-				     "unknown setting \"%s\"; the top level takes accounts, classes and verifiers",
+				     "unknown setting \"%s\"; the top level takes accounts, classes, verifiers, lockout, timezone and audit_retention",
 				     k ? k : "?");
 	}
 }
@@ -450,8 +766,22 @@ int policy_load(const char *path, struct policy **ret, struct policy_errors *err
 	}
 
 	check_top_level(&l, &cfg);
-	r = load_rules(&l, &cfg, "accounts", false, &p->accounts, &p->n_accounts);
-	if (load_rules(&l, &cfg, "classes", true, &p->classes, &p->n_classes) < 0)
+	{
+		const struct lockout_rule defaults = {
+			.failures = DEFAULT_LOCKOUT_FAILURES,
+			.window = DEFAULT_LOCKOUT_WINDOW,
+			.duration = DEFAULT_LOCKOUT_DURATION,
+		};
+		const config_setting_t *root = config_root_setting(&cfg);
+
+		if (get_lockout(&l, root, &defaults, &p->lockout) < 0 ||
+		    get_timezone(&l, root, &p->timezone) < 0 ||
+		    get_duration(&l, root, "audit_retention", 0, &p->audit_retention) < 0)
+			r = -EINVAL;
+	}
+	if (load_rules(&l, &cfg, p, "accounts", false, &p->accounts, &p->n_accounts) < 0)
+		r = -EINVAL;
+	if (load_rules(&l, &cfg, p, "classes", true, &p->classes, &p->n_classes) < 0)
 		r = -EINVAL;
 	if (r == 0 && check_classes(&l, &cfg, p) < 0)
 		r = -EINVAL;
@@ -480,6 +810,7 @@ void policy_free(struct policy *p)
 	free(p->accounts);
 	free(p->classes);
 	principals_free(&p->verifiers);
+	free(p->timezone);
 	free(p->path);
 	free(p);
 }

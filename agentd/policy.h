@@ -7,13 +7,34 @@
 #include <sys/types.h>
 
 #include "macro.h"
+#include "netaddr.h"
 #include "protocol.h"
+#include "timewindow.h"
 
 struct principals {
 	char **users;
 	size_t n_users;
 	char **groups;
 	size_t n_groups;
+};
+
+enum on_expiry {
+	ON_EXPIRY_TERMINATE = 0, /* end the lease's sessions */
+	ON_EXPIRY_WARN,          /* only warn the sessions */
+	ON_EXPIRY_KEEP,          /* leave the sessions alone */
+};
+
+struct approval_rule {
+	bool enabled;
+	struct principals approvers;
+	uint32_t required;    /* approvals needed, default 1 */
+	uint64_t request_ttl; /* seconds a pending request waits, default 1h */
+};
+
+struct lockout_rule {
+	uint32_t failures; /* failures within window that lock; 0: no lockout */
+	uint64_t window;   /* seconds */
+	uint64_t duration; /* seconds a lock lasts */
 };
 
 struct rule {
@@ -32,7 +53,36 @@ struct rule {
 	uint64_t ttl; /* seconds */
 	uint64_t max_ttl;
 	uint32_t max_uses; /* 0: unlimited until expiry */
+	bool renew;        /* midctl renew allowed, up to max_ttl from issue */
 	struct principals requesters;
+	struct principals verifiers; /* beyond root and the top-level verifiers */
+
+	/* Conditions; an empty list allows everything. */
+	char **services; /* PAM service names */
+	size_t n_services;
+	struct netaddr *sources; /* PAM_RHOST networks, or "local" */
+	size_t n_sources;
+	char **source_texts; /* as written, for messages */
+	struct time_window *hours;
+	size_t n_hours;
+	char **hours_texts;
+	char *timezone; /* IANA zone for hours; NULL: the policy's or the host's */
+
+	struct approval_rule approval;
+	struct lockout_rule lockout; /* the policy's unless set here */
+
+	/* Sessions */
+	uint32_t max_sessions; /* 0: unlimited */
+	enum on_expiry on_expiry;
+	uint64_t *warn_before; /* seconds before the end, descending */
+	size_t n_warn_before;
+	uint64_t grace; /* seconds between SIGTERM and SIGKILL */
+
+	/* classes only */
+	char *skeleton;    /* copied into a new home; NULL: none */
+	bool create_home;  /* default true */
+	uint64_t quarantine; /* seconds a UID rests after its lease ends */
+
 	int line; /* where the rule starts in the file, for messages */
 };
 
@@ -43,6 +93,9 @@ struct policy {
 	struct rule *classes;
 	size_t n_classes;
 	struct principals verifiers; /* beyond root */
+	struct lockout_rule lockout;
+	char *timezone;            /* default zone for hours; NULL: the host's */
+	uint64_t audit_retention;  /* seconds of audit records kept; 0: forever */
 };
 
 /* Error messages gathered while loading, each "FILE:LINE: text". */

@@ -108,7 +108,8 @@ out:
 struct expire_state {
 	struct agent *agent;
 	int64_t now;
-	bool ephemeral_ended;
+	struct lease *ended; /* ephemeral leases that ended, for account cleanup */
+	size_t n_ended;
 	int failures;
 };
 
@@ -138,8 +139,17 @@ static int on_due_lease(const struct lease *l, void *userdata)
 		return 0;
 	}
 
-	if (l->info.class_name[0])
-		st->ephemeral_ended = true;
+	sessions_on_lease_end(st->agent, l, "expired");
+	if (l->info.class_name[0]) {
+		struct lease *grown = realloc(st->ended, (st->n_ended + 1) * sizeof(*grown));
+
+		if (grown) {
+			st->ended = grown;
+			st->ended[st->n_ended++] = *l;
+		} else
+			log_error("Out of memory: the account of lease %s is cleaned up later",
+				  l->info.lease);
+	}
 	log_event(LOG_INFO,
 		  &(struct log_fields){.message_id = MID_MESSAGE_EXPIRED,
 				       .account = l->info.account,
@@ -166,10 +176,16 @@ int expiry_schedule(struct agent *a)
 	int r;
 
 	r = store_foreach_due(a->store, st.now, on_due_lease, &st);
+	if (st.n_ended > 0) {
+		/* The account leaves NSS first, then its home and processes go. */
+		(void)cache_publish(a);
+		for (size_t i = 0; i < st.n_ended; i++)
+			accounts_on_lease_end(a, &st.ended[i]);
+		sodium_memzero(st.ended, st.n_ended * sizeof(*st.ended));
+	}
+	free(st.ended);
 	if (r < 0)
 		return r;
-	if (st.ephemeral_ended)
-		(void)cache_publish(a);
 
 	r = store_next_expiry(a->store, &next);
 	if (r == -ENOENT) {

@@ -14,8 +14,7 @@
 #include "names.h"
 #include "token.h"
 
-MID_PRINTF(3, 4)
-static void reply(struct mid_response *resp, enum mid_status status, const char *fmt, ...)
+void reply(struct mid_response *resp, enum mid_status status, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -25,7 +24,7 @@ static void reply(struct mid_response *resp, enum mid_status status, const char 
 	va_end(ap);
 }
 
-static void reply_store_error(struct mid_response *resp, int r)
+void reply_store_error(struct mid_response *resp, int r)
 {
 	if (r == -ENOSPC)
 		reply(resp, MID_ERR_NO_SPACE, "the state database is out of space; nothing was changed");
@@ -34,9 +33,28 @@ static void reply_store_error(struct mid_response *resp, int r)
 		      strerror(-r));
 }
 
-static bool peer_may_verify(const struct agent *a, const struct peer *peer)
+bool peer_may_verify(const struct agent *a, const struct peer *peer, const struct rule *rule)
 {
-	return peer_in_principals(peer, &a->policy->verifiers);
+	if (peer_in_principals(peer, &a->policy->verifiers))
+		return true;
+	return rule && (rule->verifiers.n_users > 0 || rule->verifiers.n_groups > 0) &&
+	       peer_in_principals(peer, &rule->verifiers);
+}
+
+const struct rule *rule_of_lease(const struct agent *a, const struct mid_lease_info *l)
+{
+	if (l->class_name[0])
+		return policy_find_class(a->policy, l->class_name);
+	return policy_find_account(a->policy, l->account);
+}
+
+/* The rule that manages an account name: a named account, or the class
+ * whose prefix it carries. */
+static const struct rule *rule_of_account(const struct agent *a, const char *account)
+{
+	const struct rule *rule = policy_find_account(a->policy, account);
+
+	return rule ? rule : policy_find_class_of(a->policy, account);
 }
 
 /* Runs one audit record in its own transaction. */
@@ -61,28 +79,6 @@ static int audit_now(struct agent *a, const char *event, const char *account, co
 		return r;
 	}
 	return store_commit(a->store);
-}
-
-/* Picks the lowest UID of the class that no live lease holds and no other
- * NSS source knows. */
-static int class_allocate_uid(struct agent *a, const struct rule *rule, uid_t *ret)
-{
-	char buf[4096];
-
-	for (uint64_t uid = rule->uid_min; uid <= rule->uid_max; uid++) {
-		struct passwd pw, *found = NULL;
-		int r = store_uid_in_use(a->store, (uint32_t)uid);
-
-		if (r < 0)
-			return r;
-		if (r > 0)
-			continue;
-		if (getpwuid_r((uid_t)uid, &pw, buf, sizeof(buf), &found) == 0 && found)
-			continue;
-		*ret = (uid_t)uid;
-		return 0;
-	}
-	return -EUSERS;
 }
 
 static int lease_fill_account(const char *account, struct lease *l, struct mid_response *resp)
@@ -112,7 +108,7 @@ static int lease_fill_class(struct agent *a, const struct rule *rule, struct lea
 	uid_t uid = 0;
 	int r;
 
-	r = class_allocate_uid(a, rule, &uid);
+	r = accounts_allocate_uid(a, rule, &uid);
 	if (r == -EUSERS) {
 		reply(resp, MID_ERR_DENIED,
 		      "class %s has no free UID in %u-%u; widen uid_min/uid_max or wait for leases to end",
@@ -170,48 +166,40 @@ static const struct rule *issue_find_rule(struct agent *a, const struct mid_requ
 	return rule;
 }
 
-static void handle_issue(struct agent *a, const struct peer *peer, const struct mid_request *req,
-			 struct mid_response *resp)
+/* Checks ttl and uses against the rule: a request may narrow the policy,
+ * never widen it. */
+static int issue_check_limits(const struct rule *rule, const struct mid_request *req,
+			      struct mid_response *resp)
 {
-	const struct rule *rule;
-	struct lease l = {0};
-	char token[MID_TOKEN_LEN + 1];
 	char ttl_text[32], max_text[32];
-	int64_t now = now_realtime();
-	uint64_t ttl;
-	uint32_t uses;
-	int r;
+	uint64_t ttl = req->ttl ? req->ttl : rule->ttl;
+	uint32_t uses = (req->flags & MID_ISSUE_USES_SET) ? req->uses : rule->max_uses;
 
-	rule = issue_find_rule(a, req, resp);
-	if (!rule)
-		return;
-	if (!peer_in_principals(peer, &rule->requesters)) {
-		reply(resp, MID_ERR_PERMISSION,
-		      "UID %u may not request credentials for %s %s; add the user or one of its groups to its requesters",
-		      (unsigned)peer->uid, rule->ephemeral ? "class" : "account", rule->name);
-		return;
-	}
-
-	ttl = req->ttl ? req->ttl : rule->ttl;
 	if (ttl > rule->max_ttl) {
 		duration_format(ttl, ttl_text, sizeof(ttl_text));
 		duration_format(rule->max_ttl, max_text, sizeof(max_text));
 		reply(resp, MID_ERR_DENIED, "ttl %s is above max_ttl %s of %s %s; ask for %s or less",
 		      ttl_text, max_text, rule->ephemeral ? "class" : "account", rule->name, max_text);
-		return;
+		return -EPERM;
 	}
-	uses = (req->flags & MID_ISSUE_USES_SET) ? req->uses : rule->max_uses;
 	if (rule->max_uses > 0 && (uses == 0 || uses > rule->max_uses)) {
 		reply(resp, MID_ERR_DENIED, "%s %s allows at most %u uses per credential; ask for %u or fewer",
 		      rule->ephemeral ? "class" : "account", rule->name, rule->max_uses,
 		      rule->max_uses);
-		return;
+		return -EPERM;
 	}
-	if (req->services[0] || req->sources[0]) {
-		reply(resp, MID_ERR_INVALID,
-		      "narrowing a credential to services or sources is not supported by this agent");
-		return;
-	}
+	return 0;
+}
+
+void lease_issue(struct agent *a, uid_t requester_uid, const struct rule *rule,
+		 const struct mid_request *req, struct mid_response *resp)
+{
+	struct lease l = {0};
+	char token[MID_TOKEN_LEN + 1];
+	int64_t now = now_realtime();
+	uint64_t ttl = req->ttl ? req->ttl : rule->ttl;
+	uint32_t uses = (req->flags & MID_ISSUE_USES_SET) ? req->uses : rule->max_uses;
+	int r;
 
 	token_new_lease_id(l.info.lease);
 	r = rule->ephemeral ? lease_fill_class(a, rule, &l, resp)
@@ -224,12 +212,20 @@ static void handle_issue(struct agent *a, const struct peer *peer, const struct 
 	l.info.max_expires_at = now + (int64_t)rule->max_ttl;
 	l.info.max_uses = uses;
 	l.info.state = MID_LEASE_LIVE;
-	l.info.requester_uid = peer->uid;
+	l.info.requester_uid = requester_uid;
 	snprintf(l.info.reason, sizeof(l.info.reason), "%s", req->reason);
+	snprintf(l.info.services, sizeof(l.info.services), "%s", req->services);
+	snprintf(l.info.sources, sizeof(l.info.sources), "%s", req->sources);
 
 	r = token_new(l.info.lease, a->host_key, token, l.hash);
 	if (r < 0) {
 		reply(resp, MID_ERR_INTERNAL, "failed to make a credential");
+		return;
+	}
+	if (rule->ephemeral && accounts_on_issue(a, rule, &l) < 0) {
+		sodium_memzero(token, sizeof(token));
+		reply(resp, MID_ERR_INTERNAL, "failed to set up account %s; see the agent's log",
+		      l.info.account);
 		return;
 	}
 
@@ -241,7 +237,7 @@ static void handle_issue(struct agent *a, const struct peer *peer, const struct 
 				       &(struct audit_record){.event = "issue",
 							      .account = l.info.account,
 							      .lease = l.info.lease,
-							      .peer_uid = peer->uid,
+							      .peer_uid = requester_uid,
 							      .detail = req->reason});
 	if (r == 0)
 		r = store_commit(a->store);
@@ -249,6 +245,8 @@ static void handle_issue(struct agent *a, const struct peer *peer, const struct 
 		store_rollback(a->store);
 	if (r < 0) {
 		sodium_memzero(token, sizeof(token));
+		if (rule->ephemeral)
+			accounts_on_lease_end(a, &l);
 		reply_store_error(resp, r);
 		return;
 	}
@@ -264,10 +262,10 @@ static void handle_issue(struct agent *a, const struct peer *peer, const struct 
 				       .account = l.info.account,
 				       .lease = l.info.lease,
 				       .reason = req->reason,
-				       .peer_uid = peer->uid,
+				       .peer_uid = requester_uid,
 				       .expires_at = l.info.expires_at},
 		  "Issued credential for account %s, lease %s, to UID %u", l.info.account,
-		  l.info.lease, (unsigned)peer->uid);
+		  l.info.lease, (unsigned)requester_uid);
 
 	resp->lease = l.info;
 	memcpy(resp->credential, token, sizeof(token));
@@ -276,17 +274,37 @@ static void handle_issue(struct agent *a, const struct peer *peer, const struct 
 	reply(resp, MID_OK, "issued");
 }
 
-/* Whether account is one the policy manages: a named account, or an
- * ephemeral account with a lease on record. */
-static bool account_is_managed(struct agent *a, const char *account)
+static void handle_issue(struct agent *a, const struct peer *peer, const struct mid_request *req,
+			 struct mid_response *resp)
 {
-	return policy_find_account(a->policy, account) || policy_find_class_of(a->policy, account);
+	const struct rule *rule;
+
+	rule = issue_find_rule(a, req, resp);
+	if (!rule)
+		return;
+	if (!peer_in_principals(peer, &rule->requesters)) {
+		reply(resp, MID_ERR_PERMISSION,
+		      "UID %u may not request credentials for %s %s; add the user or one of its groups to its requesters",
+		      (unsigned)peer->uid, rule->ephemeral ? "class" : "account", rule->name);
+		return;
+	}
+	if (issue_check_limits(rule, req, resp) < 0)
+		return;
+	if (conditions_check_issue(a, rule, req, now_realtime(), resp) < 0)
+		return;
+	if (approval_intercept_issue(a, peer, rule, req, resp))
+		return;
+	lease_issue(a, peer->uid, rule, req, resp);
 }
 
 static void verify_failed(struct agent *a, const struct peer *peer, const struct mid_request *req,
 			  const char *lease, const char *why)
 {
+	const struct rule *rule = rule_of_account(a, req->account);
 	int r;
+
+	if (rule)
+		lockout_record_failure(a, rule, req->account, req->rhost, now_realtime());
 
 	log_event(LOG_WARNING,
 		  &(struct log_fields){.message_id = MID_MESSAGE_VERIFY_FAILED,
@@ -311,25 +329,29 @@ static void handle_verify(struct agent *a, const struct peer *peer, const struct
 {
 	uint8_t hash[MID_TOKEN_HASH_BYTES];
 	char lease_id[MID_LEASE_ID_LEN + 1] = "";
+	const struct rule *rule;
 	struct lease l = {0};
 	bool found, hash_ok;
 	int64_t now = now_realtime();
 	int r;
 
-	if (!peer_may_verify(a, peer)) {
+	if (!name_is_valid(req->account)) {
+		reply(resp, MID_ERR_INVALID, "invalid account name");
+		return;
+	}
+	rule = rule_of_account(a, req->account);
+	if (!peer_may_verify(a, peer, rule)) {
 		reply(resp, MID_ERR_PERMISSION,
 		      "UID %u may not verify credentials; only root and the policy's verifiers may",
 		      (unsigned)peer->uid);
 		return;
 	}
-	if (!name_is_valid(req->account)) {
-		reply(resp, MID_ERR_INVALID, "invalid account name");
-		return;
-	}
-	if (!account_is_managed(a, req->account)) {
+	if (!rule) {
 		reply(resp, MID_ERR_UNMANAGED, "account is not managed by mid");
 		return;
 	}
+	if (lockout_check(a, rule, req->account, req->rhost, now, resp) < 0)
+		return;
 
 	r = token_parse(req->credential, strnlen(req->credential, sizeof(req->credential)),
 			a->host_key, lease_id, hash);
@@ -368,6 +390,10 @@ static void handle_verify(struct agent *a, const struct peer *peer, const struct
 	if (l.info.max_uses > 0 && l.info.uses >= l.info.max_uses) {
 		verify_failed(a, peer, req, lease_id, "no uses left");
 		reply(resp, MID_ERR_EXHAUSTED, "lease %s has no uses left", lease_id);
+		return;
+	}
+	if (conditions_check_login(a, rule, &l, req, now, resp) < 0) {
+		verify_failed(a, peer, req, lease_id, resp->message);
 		return;
 	}
 
@@ -429,7 +455,7 @@ static int on_live_lease(const struct lease *l, void *userdata)
 
 /* Fills resp->lease with the lease that keeps account live: the named one,
  * or else the live lease of the account that ends last. */
-static int account_live_lease(struct agent *a, const struct mid_request *req,
+int account_live_lease(struct agent *a, const struct mid_request *req,
 			      struct mid_response *resp)
 {
 	struct live_search s = {.now = now_realtime()};
@@ -480,19 +506,28 @@ static int account_live_lease(struct agent *a, const struct mid_request *req,
 static void handle_account(struct agent *a, const struct peer *peer, const struct mid_request *req,
 			   struct mid_response *resp)
 {
-	if (!peer_may_verify(a, peer)) {
-		reply(resp, MID_ERR_PERMISSION, "UID %u may not check accounts", (unsigned)peer->uid);
-		return;
-	}
+	const struct rule *rule;
+	struct lease l = {0};
+
 	if (!name_is_valid(req->account)) {
 		reply(resp, MID_ERR_INVALID, "invalid account name");
 		return;
 	}
-	if (!account_is_managed(a, req->account)) {
+	rule = rule_of_account(a, req->account);
+	if (!peer_may_verify(a, peer, rule)) {
+		reply(resp, MID_ERR_PERMISSION, "UID %u may not check accounts", (unsigned)peer->uid);
+		return;
+	}
+	if (!rule) {
 		reply(resp, MID_ERR_UNMANAGED, "account is not managed by mid");
 		return;
 	}
 	if (account_live_lease(a, req, resp) < 0)
+		return;
+	/* Hours and sources are checked again here: the account phase may
+	 * run long after authentication, or without it (public keys). */
+	l.info = resp->lease;
+	if (conditions_check_login(a, rule, &l, req, now_realtime(), resp) < 0)
 		return;
 	reply(resp, MID_OK, "live");
 }
@@ -567,9 +602,13 @@ static void handle_revoke(struct agent *a, const struct peer *peer, const struct
 		return;
 	}
 
+	l.info.state = MID_LEASE_REVOKED;
 	if (l.info.class_name[0] && cache_publish(a) < 0)
 		log_error("Lease %s was revoked, but the NSS cache could not be updated", l.info.lease);
 	(void)expiry_schedule(a);
+	sessions_on_lease_end(a, &l, "revoked");
+	if (l.info.class_name[0])
+		accounts_on_lease_end(a, &l);
 	log_event(LOG_NOTICE,
 		  &(struct log_fields){.message_id = MID_MESSAGE_REVOKED,
 				       .account = l.info.account,
@@ -578,7 +617,6 @@ static void handle_revoke(struct agent *a, const struct peer *peer, const struct
 				       .peer_uid = peer->uid},
 		  "Revoked lease %s of account %s", l.info.lease, l.info.account);
 
-	l.info.state = MID_LEASE_REVOKED;
 	resp->lease = l.info;
 	sodium_memzero(&l, sizeof(l));
 	reply(resp, MID_OK, "revoked");
@@ -603,6 +641,11 @@ static void handle_renew(struct agent *a, const struct peer *peer, const struct 
 	if (!rule) {
 		reply(resp, MID_ERR_DENIED, "the policy no longer has a rule for account %s",
 		      l.info.account);
+		return;
+	}
+	if (!rule->renew) {
+		reply(resp, MID_ERR_DENIED, "%s %s does not allow renewal (renew = false); issue a new credential",
+		      rule->ephemeral ? "class" : "account", rule->name);
 		return;
 	}
 
@@ -642,6 +685,7 @@ static void handle_renew(struct agent *a, const struct peer *peer, const struct 
 	if (l.info.class_name[0] && cache_publish(a) < 0)
 		log_error("Lease %s was renewed, but the NSS cache could not be updated", l.info.lease);
 	(void)expiry_schedule(a);
+	sessions_on_lease_renew(a, &l);
 	log_event(LOG_INFO,
 		  &(struct log_fields){.message_id = MID_MESSAGE_RENEWED,
 				       .account = l.info.account,
@@ -697,46 +741,6 @@ static void handle_status(struct agent *a, struct mid_response *resp)
 	reply(resp, MID_OK, "running");
 }
 
-static void handle_session(struct agent *a, const struct peer *peer, const struct mid_request *req,
-			   struct mid_response *resp)
-{
-	bool open = req->type == MID_REQ_SESSION_OPEN;
-	char detail[MID_TEXT_MAX + 1];
-	int r;
-
-	if (!peer_may_verify(a, peer)) {
-		reply(resp, MID_ERR_PERMISSION, "UID %u may not register sessions",
-		      (unsigned)peer->uid);
-		return;
-	}
-	if (!name_is_valid(req->account)) {
-		reply(resp, MID_ERR_INVALID, "invalid account name");
-		return;
-	}
-	if (!account_is_managed(a, req->account)) {
-		reply(resp, MID_ERR_UNMANAGED, "account is not managed by mid");
-		return;
-	}
-	if (open && account_live_lease(a, req, resp) < 0)
-		return;
-
-	snprintf(detail, sizeof(detail), "service=%s tty=%s pid=%u", req->service, req->tty,
-		 (unsigned)req->pid);
-	r = audit_now(a, open ? "session-open" : "session-close", req->account,
-		      open ? resp->lease.lease : req->lease, peer, detail);
-	if (r < 0)
-		log_error("Failed to record a session in the audit log: %s", strerror(-r));
-	log_event(LOG_INFO,
-		  &(struct log_fields){.message_id = MID_MESSAGE_SESSION,
-				       .account = req->account,
-				       .lease = open ? resp->lease.lease : req->lease,
-				       .service = req->service,
-				       .rhost = req->rhost,
-				       .peer_uid = peer->uid},
-		  "Session %s for account %s", open ? "opened" : "closed", req->account);
-	reply(resp, MID_OK, open ? "session opened" : "session closed");
-}
-
 void request_handle(struct agent *a, const struct peer *peer, const struct mid_request *req,
 		    struct mid_response *resp)
 {
@@ -765,7 +769,29 @@ void request_handle(struct agent *a, const struct peer *peer, const struct mid_r
 		break;
 	case MID_REQ_SESSION_OPEN:
 	case MID_REQ_SESSION_CLOSE:
-		handle_session(a, peer, req, resp);
+	case MID_REQ_SESSIONS:
+	case MID_REQ_KILL:
+		sessions_handle(a, peer, req, resp);
+		break;
+	case MID_REQ_APPROVE:
+	case MID_REQ_DENY:
+	case MID_REQ_COLLECT:
+	case MID_REQ_REQUESTS:
+		approvals_handle(a, peer, req, resp);
+		break;
+	case MID_REQ_UNLOCK:
+		lockout_handle_unlock(a, peer, req, resp);
+		break;
+	case MID_REQ_RELOAD:
+		(void)agent_reload(a, peer, resp);
+		break;
+	case MID_REQ_EXPLAIN:
+		explain_handle(a, peer, req, resp);
+		break;
+	case MID_REQ_AUDIT:
+	case MID_REQ_AUDIT_VERIFY:
+	case MID_REQ_AUDIT_SIGN:
+		audit_handle(a, peer, req, resp);
 		break;
 	default:
 		reply(resp, MID_ERR_INVALID, "unknown request type %u", req->type);

@@ -34,6 +34,8 @@ static const char schema[] =
 	"  state INTEGER NOT NULL,"
 	"  requester_uid INTEGER NOT NULL,"
 	"  reason TEXT NOT NULL DEFAULT '',"
+	"  services TEXT NOT NULL DEFAULT '',"
+	"  sources TEXT NOT NULL DEFAULT '',"
 	"  ended_at INTEGER);"
 	"CREATE INDEX IF NOT EXISTS leases_live ON leases(state, expires_at);"
 	"CREATE INDEX IF NOT EXISTS leases_account ON leases(account, state);"
@@ -50,7 +52,7 @@ static const char schema[] =
 
 #define LEASE_COLUMNS                                                                              \
 	"id, account, class, uid, gid, grp, home, shell, gecos, hash, created_at, expires_at, "    \
-	"max_expires_at, max_uses, uses, state, requester_uid, reason"
+	"max_expires_at, max_uses, uses, state, requester_uid, reason, services, sources"
 
 enum {
 	STMT_BEGIN,
@@ -77,7 +79,7 @@ static const char *const statements[_STMT_MAX] = {
 	[STMT_COMMIT] = "COMMIT",
 	[STMT_ROLLBACK] = "ROLLBACK",
 	[STMT_INSERT] = "INSERT INTO leases (" LEASE_COLUMNS
-			") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[STMT_GET] = "SELECT " LEASE_COLUMNS " FROM leases WHERE id = ?",
 	[STMT_SET_STATE] = "UPDATE leases SET state = ?, ended_at = ? WHERE id = ?",
 	[STMT_ADD_USE] = "UPDATE leases SET uses = uses + 1 WHERE id = ?",
@@ -100,7 +102,7 @@ struct store {
 };
 
 /* Maps an SQLite result code to -errno; logs the failure once, here. */
-static int store_error(struct store *s, int rc, const char *what)
+int store_error(struct store *s, int rc, const char *what)
 {
 	int primary = rc & 0xff;
 
@@ -234,6 +236,11 @@ fail:
 	return r;
 }
 
+struct sqlite3 *store_db(struct store *s)
+{
+	return s->db;
+}
+
 void store_close(struct store *s)
 {
 	if (!s)
@@ -295,6 +302,8 @@ int store_lease_insert(struct store *s, const struct lease *l)
 	sqlite3_bind_int64(st, 16, i->state);
 	sqlite3_bind_int64(st, 17, i->requester_uid);
 	bind_text(st, 18, i->reason);
+	bind_text(st, 19, i->services);
+	bind_text(st, 20, i->sources);
 	return step_done(s, st, "insert a lease");
 }
 
@@ -329,6 +338,8 @@ static void lease_from_row(sqlite3_stmt *st, struct lease *l)
 	i->state = (uint8_t)sqlite3_column_int64(st, 15);
 	i->requester_uid = (uint32_t)sqlite3_column_int64(st, 16);
 	copy_text(st, 17, i->reason, sizeof(i->reason));
+	copy_text(st, 18, i->services, sizeof(i->services));
+	copy_text(st, 19, i->sources, sizeof(i->sources));
 }
 
 int store_lease_get(struct store *s, const char *id, struct lease *ret)

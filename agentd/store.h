@@ -19,6 +19,7 @@ struct lease {
 };
 
 struct store;
+struct sqlite3;
 
 typedef int (*store_lease_cb)(const struct lease *l, void *userdata);
 
@@ -26,6 +27,12 @@ typedef int (*store_lease_cb)(const struct lease *l, void *userdata);
  * PRAGMA quick_check; a corrupt database is -EUCLEAN. */
 MID_MUST_CHECK int store_open(const char *state_dir, struct store **ret);
 void store_close(struct store *s);
+
+/* The database handle, for modules that keep tables of their own. They
+ * create them in their init function and use store_begin/store_commit. */
+struct sqlite3 *store_db(struct store *s);
+/* Maps an SQLite result code to -errno and logs what failed. */
+int store_error(struct store *s, int rc, const char *what);
 
 MID_MUST_CHECK int store_begin(struct store *s);
 MID_MUST_CHECK int store_commit(struct store *s);

@@ -9,10 +9,12 @@ lib_libmid_la_SOURCES = \
 	lib/duration.c lib/duration.h \
 	lib/names.c lib/names.h
 
-# libmidagent: code only the agent and the tests need (libsodium).
+# libmidagent: code only the agent and the tests need; it links libsodium.
 noinst_LTLIBRARIES += lib/libmidagent.la
 lib_libmidagent_la_SOURCES = \
 	lib/token.c lib/token.h \
-	lib/cache_writer.c
+	lib/cache_writer.c \
+	lib/netaddr.c lib/netaddr.h \
+	lib/timewindow.c lib/timewindow.h
 lib_libmidagent_la_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
 lib_libmidagent_la_LIBADD = lib/libmid.la $(SODIUM_LIBS)

@@ -1,106 +1,215 @@
-/* Encoding and bounded decoding of the agent's wire protocol. */
+/* Encoding and bounded decoding of the agent's wire protocol. Each
+ * message type lists its fields in a table, and one loop encodes or
+ * decodes any table, so both directions always agree. */
 #include "protocol.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "cursor.h"
 
-static void put_lease(struct writer *w, const struct mid_lease_info *l)
+enum field_kind {
+	FIELD_STR,
+	FIELD_U8,
+	FIELD_U32,
+	FIELD_I64,
+};
+
+struct field {
+	uint8_t kind;
+	uint16_t offset;
+	uint16_t size; /* for strings: the buffer size, NUL included */
+};
+
+#define FIELD(type, kind, member)                                                                  \
+	{ kind, offsetof(type, member), sizeof(((type *)0)->member) }
+#define REQ_STR(m) FIELD(struct mid_request, FIELD_STR, m)
+#define REQ_U32(m) FIELD(struct mid_request, FIELD_U32, m)
+#define REQ_I64(m) FIELD(struct mid_request, FIELD_I64, m)
+
+static const struct field issue_fields[] = {
+	REQ_STR(account), REQ_STR(class_name), REQ_U32(ttl),      REQ_U32(uses),
+	REQ_U32(flags),   REQ_STR(reason),     REQ_STR(services), REQ_STR(sources),
+};
+static const struct field verify_fields[] = {
+	REQ_STR(account), REQ_STR(credential), REQ_STR(service), REQ_STR(rhost), REQ_STR(tty),
+};
+static const struct field account_fields[] = {
+	REQ_STR(account), REQ_STR(lease), REQ_STR(service), REQ_STR(rhost), REQ_STR(tty),
+};
+static const struct field revoke_fields[] = {REQ_STR(lease), REQ_STR(reason)};
+static const struct field renew_fields[] = {REQ_STR(lease), REQ_U32(ttl)};
+static const struct field offset_fields[] = {REQ_U32(offset)};
+static const struct field session_fields[] = {
+	REQ_STR(account), REQ_STR(lease),      REQ_STR(service), REQ_STR(rhost),
+	REQ_STR(tty),     REQ_STR(session_id), REQ_U32(pid),
+};
+static const struct field id_reason_fields[] = {REQ_STR(id), REQ_STR(reason)};
+static const struct field id_fields[] = {REQ_STR(id)};
+static const struct field unlock_fields[] = {REQ_STR(account), REQ_STR(rhost)};
+static const struct field explain_fields[] = {
+	REQ_STR(account), REQ_STR(class_name), REQ_STR(service),
+	REQ_STR(rhost),   REQ_I64(at),         REQ_STR(as_user),
+};
+static const struct field audit_fields[] = {
+	REQ_I64(since), REQ_I64(until), REQ_STR(account), REQ_U32(offset),
+};
+static const struct field sign_fields[] = {REQ_STR(credential)};
+
+struct field_table {
+	const struct field *fields;
+	size_t n;
+};
+
+#define TABLE(f) {f, MID_ELEMENTSOF(f)}
+
+static const struct field_table request_tables[_MID_REQ_MAX] = {
+	[MID_REQ_ISSUE] = TABLE(issue_fields),
+	[MID_REQ_VERIFY] = TABLE(verify_fields),
+	[MID_REQ_ACCOUNT] = TABLE(account_fields),
+	[MID_REQ_REVOKE] = TABLE(revoke_fields),
+	[MID_REQ_RENEW] = TABLE(renew_fields),
+	[MID_REQ_LIST] = TABLE(offset_fields),
+	[MID_REQ_STATUS] = {NULL, 0},
+	[MID_REQ_SESSION_OPEN] = TABLE(session_fields),
+	[MID_REQ_SESSION_CLOSE] = TABLE(session_fields),
+	[MID_REQ_APPROVE] = TABLE(id_reason_fields),
+	[MID_REQ_DENY] = TABLE(id_reason_fields),
+	[MID_REQ_COLLECT] = TABLE(id_fields),
+	[MID_REQ_UNLOCK] = TABLE(unlock_fields),
+	[MID_REQ_RELOAD] = {NULL, 0},
+	[MID_REQ_EXPLAIN] = TABLE(explain_fields),
+	[MID_REQ_SESSIONS] = TABLE(offset_fields),
+	[MID_REQ_KILL] = TABLE(id_reason_fields),
+	[MID_REQ_AUDIT] = TABLE(audit_fields),
+	[MID_REQ_AUDIT_VERIFY] = {NULL, 0},
+	[MID_REQ_AUDIT_SIGN] = TABLE(sign_fields),
+	[MID_REQ_REQUESTS] = TABLE(offset_fields),
+};
+
+#define LEASE_STR(m) FIELD(struct mid_lease_info, FIELD_STR, m)
+#define LEASE_U8(m) FIELD(struct mid_lease_info, FIELD_U8, m)
+#define LEASE_U32(m) FIELD(struct mid_lease_info, FIELD_U32, m)
+#define LEASE_I64(m) FIELD(struct mid_lease_info, FIELD_I64, m)
+static const struct field lease_fields[] = {
+	LEASE_STR(lease),     LEASE_STR(account),        LEASE_STR(class_name),
+	LEASE_U32(uid),       LEASE_U32(gid),            LEASE_I64(created_at),
+	LEASE_I64(expires_at), LEASE_I64(max_expires_at), LEASE_U32(max_uses),
+	LEASE_U32(uses),      LEASE_U32(requester_uid),  LEASE_U8(state),
+	LEASE_STR(reason),    LEASE_STR(services),       LEASE_STR(sources),
+};
+
+#define SESSION_STR(m) FIELD(struct mid_session_info, FIELD_STR, m)
+static const struct field session_info_fields[] = {
+	SESSION_STR(id),
+	SESSION_STR(account),
+	SESSION_STR(lease),
+	SESSION_STR(service),
+	SESSION_STR(rhost),
+	SESSION_STR(tty),
+	SESSION_STR(logind_id),
+	FIELD(struct mid_session_info, FIELD_U32, pid),
+	FIELD(struct mid_session_info, FIELD_I64, started_at),
+	FIELD(struct mid_session_info, FIELD_I64, deadline),
+	FIELD(struct mid_session_info, FIELD_U8, state),
+};
+
+#define AUDIT_STR(m) FIELD(struct mid_audit_info, FIELD_STR, m)
+#define AUDIT_I64(m) FIELD(struct mid_audit_info, FIELD_I64, m)
+static const struct field audit_info_fields[] = {
+	AUDIT_I64(seq),    AUDIT_I64(at),       AUDIT_STR(event),  AUDIT_STR(account),
+	AUDIT_STR(lease),  AUDIT_I64(peer_uid), AUDIT_STR(detail), AUDIT_STR(hash),
+};
+
+#define APPROVAL_STR(m) FIELD(struct mid_approval_info, FIELD_STR, m)
+#define APPROVAL_U32(m) FIELD(struct mid_approval_info, FIELD_U32, m)
+#define APPROVAL_I64(m) FIELD(struct mid_approval_info, FIELD_I64, m)
+static const struct field approval_info_fields[] = {
+	APPROVAL_STR(id),
+	APPROVAL_STR(account),
+	APPROVAL_STR(class_name),
+	APPROVAL_U32(requester_uid),
+	APPROVAL_U32(approvals),
+	APPROVAL_U32(required),
+	APPROVAL_I64(created_at),
+	APPROVAL_I64(expires_at),
+	FIELD(struct mid_approval_info, FIELD_U8, state),
+	APPROVAL_STR(reason),
+};
+
+#define STATUS_STR(m) FIELD(struct mid_agent_status, FIELD_STR, m)
+static const struct field status_fields[] = {
+	FIELD(struct mid_agent_status, FIELD_U32, pid),
+	FIELD(struct mid_agent_status, FIELD_I64, started_at),
+	FIELD(struct mid_agent_status, FIELD_U32, live_leases),
+	FIELD(struct mid_agent_status, FIELD_U32, total_leases),
+	STATUS_STR(version),
+	STATUS_STR(config_path),
+	STATUS_STR(state_dir),
+	STATUS_STR(runtime_dir),
+};
+
+static void put_fields(struct writer *w, const void *obj, const struct field *f, size_t n)
 {
-	writer_put_str(w, l->lease);
-	writer_put_str(w, l->account);
-	writer_put_str(w, l->class_name);
-	writer_put_u32(w, l->uid);
-	writer_put_u32(w, l->gid);
-	writer_put_i64(w, l->created_at);
-	writer_put_i64(w, l->expires_at);
-	writer_put_i64(w, l->max_expires_at);
-	writer_put_u32(w, l->max_uses);
-	writer_put_u32(w, l->uses);
-	writer_put_u32(w, l->requester_uid);
-	writer_put_u8(w, l->state);
-	writer_put_str(w, l->reason);
+	const uint8_t *base = obj;
+
+	for (size_t i = 0; i < n; i++) {
+		const void *p = base + f[i].offset;
+
+		switch (f[i].kind) {
+		case FIELD_STR:
+			writer_put_strn(w, p, strnlen(p, f[i].size - 1));
+			break;
+		case FIELD_U8:
+			writer_put_u8(w, *(const uint8_t *)p);
+			break;
+		case FIELD_U32:
+			writer_put_u32(w, *(const uint32_t *)p);
+			break;
+		case FIELD_I64:
+			writer_put_i64(w, *(const int64_t *)p);
+			break;
+		}
+	}
 }
 
-static void get_lease(struct cursor *c, struct mid_lease_info *l)
+static void get_fields(struct cursor *c, void *obj, const struct field *f, size_t n)
 {
-	cursor_get_cstr(c, l->lease, sizeof(l->lease));
-	cursor_get_cstr(c, l->account, sizeof(l->account));
-	cursor_get_cstr(c, l->class_name, sizeof(l->class_name));
-	l->uid = cursor_get_u32(c);
-	l->gid = cursor_get_u32(c);
-	l->created_at = cursor_get_i64(c);
-	l->expires_at = cursor_get_i64(c);
-	l->max_expires_at = cursor_get_i64(c);
-	l->max_uses = cursor_get_u32(c);
-	l->uses = cursor_get_u32(c);
-	l->requester_uid = cursor_get_u32(c);
-	l->state = cursor_get_u8(c);
-	cursor_get_cstr(c, l->reason, sizeof(l->reason));
-	if (c->error == 0 && l->state > MID_LEASE_EXPIRED)
-		c->error = -EBADMSG;
+	uint8_t *base = obj;
+
+	for (size_t i = 0; i < n && c->error == 0; i++) {
+		void *p = base + f[i].offset;
+
+		switch (f[i].kind) {
+		case FIELD_STR:
+			cursor_get_cstr(c, p, f[i].size);
+			break;
+		case FIELD_U8:
+			*(uint8_t *)p = cursor_get_u8(c);
+			break;
+		case FIELD_U32:
+			*(uint32_t *)p = cursor_get_u32(c);
+			break;
+		case FIELD_I64:
+			*(int64_t *)p = cursor_get_i64(c);
+			break;
+		}
+	}
 }
 
 ssize_t mid_request_encode(const struct mid_request *req, void *buf, size_t size)
 {
+	const struct field_table *t;
 	struct writer w;
+
+	if (req->type == 0 || req->type >= _MID_REQ_MAX)
+		return -EOPNOTSUPP;
+	t = &request_tables[req->type];
 
 	writer_init(&w, buf, size);
 	writer_put_u8(&w, MID_PROTOCOL_VERSION);
 	writer_put_u8(&w, req->type);
-
-	switch (req->type) {
-	case MID_REQ_ISSUE:
-		writer_put_str(&w, req->account);
-		writer_put_str(&w, req->class_name);
-		writer_put_u32(&w, req->ttl);
-		writer_put_u32(&w, req->uses);
-		writer_put_u32(&w, req->flags);
-		writer_put_str(&w, req->reason);
-		writer_put_str(&w, req->services);
-		writer_put_str(&w, req->sources);
-		break;
-	case MID_REQ_VERIFY:
-		writer_put_str(&w, req->account);
-		writer_put_str(&w, req->credential);
-		writer_put_str(&w, req->service);
-		writer_put_str(&w, req->rhost);
-		writer_put_str(&w, req->tty);
-		break;
-	case MID_REQ_ACCOUNT:
-		writer_put_str(&w, req->account);
-		writer_put_str(&w, req->lease);
-		writer_put_str(&w, req->service);
-		writer_put_str(&w, req->rhost);
-		writer_put_str(&w, req->tty);
-		break;
-	case MID_REQ_REVOKE:
-		writer_put_str(&w, req->lease);
-		writer_put_str(&w, req->reason);
-		break;
-	case MID_REQ_RENEW:
-		writer_put_str(&w, req->lease);
-		writer_put_u32(&w, req->ttl);
-		break;
-	case MID_REQ_LIST:
-		writer_put_u32(&w, req->offset);
-		break;
-	case MID_REQ_STATUS:
-		break;
-	case MID_REQ_SESSION_OPEN:
-	case MID_REQ_SESSION_CLOSE:
-		writer_put_str(&w, req->account);
-		writer_put_str(&w, req->lease);
-		writer_put_str(&w, req->service);
-		writer_put_str(&w, req->rhost);
-		writer_put_str(&w, req->tty);
-		writer_put_str(&w, req->session_id);
-		writer_put_u32(&w, req->pid);
-		break;
-	default:
-		return -EOPNOTSUPP;
-	}
-
+	put_fields(&w, req, t->fields, t->n);
 	if (w.error < 0)
 		return w.error;
 	return (ssize_t)w.pos;
@@ -109,6 +218,7 @@ ssize_t mid_request_encode(const struct mid_request *req, void *buf, size_t size
 int mid_request_decode(const void *buf, size_t size, struct mid_request *ret)
 {
 	struct mid_request req = {0};
+	const struct field_table *t;
 	struct cursor c;
 	uint8_t version;
 	int r;
@@ -120,77 +230,80 @@ int mid_request_decode(const void *buf, size_t size, struct mid_request *ret)
 		return c.error;
 	if (version != MID_PROTOCOL_VERSION)
 		return -EPROTO;
-
-	switch (req.type) {
-	case MID_REQ_ISSUE:
-		cursor_get_cstr(&c, req.account, sizeof(req.account));
-		cursor_get_cstr(&c, req.class_name, sizeof(req.class_name));
-		req.ttl = cursor_get_u32(&c);
-		req.uses = cursor_get_u32(&c);
-		req.flags = cursor_get_u32(&c);
-		cursor_get_cstr(&c, req.reason, sizeof(req.reason));
-		cursor_get_cstr(&c, req.services, sizeof(req.services));
-		cursor_get_cstr(&c, req.sources, sizeof(req.sources));
-		break;
-	case MID_REQ_VERIFY:
-		cursor_get_cstr(&c, req.account, sizeof(req.account));
-		cursor_get_cstr(&c, req.credential, sizeof(req.credential));
-		cursor_get_cstr(&c, req.service, sizeof(req.service));
-		cursor_get_cstr(&c, req.rhost, sizeof(req.rhost));
-		cursor_get_cstr(&c, req.tty, sizeof(req.tty));
-		break;
-	case MID_REQ_ACCOUNT:
-		cursor_get_cstr(&c, req.account, sizeof(req.account));
-		cursor_get_cstr(&c, req.lease, sizeof(req.lease));
-		cursor_get_cstr(&c, req.service, sizeof(req.service));
-		cursor_get_cstr(&c, req.rhost, sizeof(req.rhost));
-		cursor_get_cstr(&c, req.tty, sizeof(req.tty));
-		break;
-	case MID_REQ_REVOKE:
-		cursor_get_cstr(&c, req.lease, sizeof(req.lease));
-		cursor_get_cstr(&c, req.reason, sizeof(req.reason));
-		break;
-	case MID_REQ_RENEW:
-		cursor_get_cstr(&c, req.lease, sizeof(req.lease));
-		req.ttl = cursor_get_u32(&c);
-		break;
-	case MID_REQ_LIST:
-		req.offset = cursor_get_u32(&c);
-		break;
-	case MID_REQ_STATUS:
-		break;
-	case MID_REQ_SESSION_OPEN:
-	case MID_REQ_SESSION_CLOSE:
-		cursor_get_cstr(&c, req.account, sizeof(req.account));
-		cursor_get_cstr(&c, req.lease, sizeof(req.lease));
-		cursor_get_cstr(&c, req.service, sizeof(req.service));
-		cursor_get_cstr(&c, req.rhost, sizeof(req.rhost));
-		cursor_get_cstr(&c, req.tty, sizeof(req.tty));
-		cursor_get_cstr(&c, req.session_id, sizeof(req.session_id));
-		req.pid = cursor_get_u32(&c);
-		break;
-	default:
+	if (req.type == 0 || req.type >= _MID_REQ_MAX)
 		return -EOPNOTSUPP;
-	}
+	t = &request_tables[req.type];
 
+	get_fields(&c, &req, t->fields, t->n);
 	r = cursor_finish(&c);
-	if (r < 0) {
-		mid_request_wipe(&req);
-		return r;
-	}
-	*ret = req;
+	if (r == 0)
+		*ret = req;
 	mid_request_wipe(&req);
-	return 0;
+	return r;
 }
 
 static bool type_returns_lease(uint8_t type)
 {
 	return type == MID_REQ_ISSUE || type == MID_REQ_VERIFY || type == MID_REQ_ACCOUNT ||
-	       type == MID_REQ_REVOKE || type == MID_REQ_RENEW || type == MID_REQ_SESSION_OPEN;
+	       type == MID_REQ_REVOKE || type == MID_REQ_RENEW || type == MID_REQ_SESSION_OPEN ||
+	       type == MID_REQ_COLLECT;
+}
+
+static bool type_returns_credential(uint8_t type)
+{
+	return type == MID_REQ_ISSUE || type == MID_REQ_COLLECT;
+}
+
+static bool type_returns_detail(uint8_t type)
+{
+	return type == MID_REQ_EXPLAIN || type == MID_REQ_AUDIT_VERIFY ||
+	       type == MID_REQ_AUDIT_SIGN || type == MID_REQ_RELOAD;
+}
+
+/* The page a listing reply carries: its entry table, array and limit. */
+static bool response_page(uint8_t type, struct mid_response *resp, const struct field **ret_fields,
+			  size_t *ret_n, uint8_t **ret_entries, size_t *ret_entry_size,
+			  size_t *ret_max)
+{
+	switch (type) {
+	case MID_REQ_LIST:
+		*ret_fields = lease_fields;
+		*ret_n = MID_ELEMENTSOF(lease_fields);
+		*ret_entries = (uint8_t *)resp->entries;
+		*ret_entry_size = sizeof(resp->entries[0]);
+		*ret_max = MID_LIST_PAGE;
+		return true;
+	case MID_REQ_SESSIONS:
+		*ret_fields = session_info_fields;
+		*ret_n = MID_ELEMENTSOF(session_info_fields);
+		*ret_entries = (uint8_t *)resp->sessions;
+		*ret_entry_size = sizeof(resp->sessions[0]);
+		*ret_max = MID_SESSION_PAGE;
+		return true;
+	case MID_REQ_AUDIT:
+		*ret_fields = audit_info_fields;
+		*ret_n = MID_ELEMENTSOF(audit_info_fields);
+		*ret_entries = (uint8_t *)resp->audit;
+		*ret_entry_size = sizeof(resp->audit[0]);
+		*ret_max = MID_AUDIT_PAGE;
+		return true;
+	case MID_REQ_REQUESTS:
+		*ret_fields = approval_info_fields;
+		*ret_n = MID_ELEMENTSOF(approval_info_fields);
+		*ret_entries = (uint8_t *)resp->approvals;
+		*ret_entry_size = sizeof(resp->approvals[0]);
+		*ret_max = MID_LIST_PAGE;
+		return true;
+	default:
+		return false;
+	}
 }
 
 ssize_t mid_response_encode(const struct mid_response *resp, void *buf, size_t size)
 {
+	const struct field *fields;
+	size_t n, entry_size, max;
+	uint8_t *entries;
 	struct writer w;
 
 	writer_init(&w, buf, size);
@@ -198,29 +311,25 @@ ssize_t mid_response_encode(const struct mid_response *resp, void *buf, size_t s
 	writer_put_u8(&w, resp->type);
 	writer_put_u8(&w, resp->status);
 	writer_put_str(&w, resp->message);
+	writer_put_str(&w, resp->id);
 
 	if (resp->status == MID_OK) {
 		if (type_returns_lease(resp->type))
-			put_lease(&w, &resp->lease);
-		if (resp->type == MID_REQ_ISSUE)
+			put_fields(&w, &resp->lease, lease_fields, MID_ELEMENTSOF(lease_fields));
+		if (type_returns_credential(resp->type))
 			writer_put_str(&w, resp->credential);
-		if (resp->type == MID_REQ_LIST) {
-			if (resp->count > MID_LIST_PAGE)
+		if (type_returns_detail(resp->type))
+			writer_put_str(&w, resp->detail);
+		if (resp->type == MID_REQ_STATUS)
+			put_fields(&w, &resp->agent, status_fields, MID_ELEMENTSOF(status_fields));
+		if (response_page(resp->type, (struct mid_response *)resp, &fields, &n, &entries,
+				  &entry_size, &max)) {
+			if (resp->count > max)
 				return -EMSGSIZE;
 			writer_put_u32(&w, resp->total);
 			writer_put_u8(&w, resp->count);
 			for (size_t i = 0; i < resp->count; i++)
-				put_lease(&w, &resp->entries[i]);
-		}
-		if (resp->type == MID_REQ_STATUS) {
-			writer_put_u32(&w, resp->agent.pid);
-			writer_put_i64(&w, resp->agent.started_at);
-			writer_put_u32(&w, resp->agent.live_leases);
-			writer_put_u32(&w, resp->agent.total_leases);
-			writer_put_str(&w, resp->agent.version);
-			writer_put_str(&w, resp->agent.config_path);
-			writer_put_str(&w, resp->agent.state_dir);
-			writer_put_str(&w, resp->agent.runtime_dir);
+				put_fields(&w, entries + i * entry_size, fields, n);
 		}
 	}
 
@@ -229,22 +338,13 @@ ssize_t mid_response_encode(const struct mid_response *resp, void *buf, size_t s
 	return (ssize_t)w.pos;
 }
 
-static void get_status(struct cursor *c, struct mid_agent_status *a)
-{
-	a->pid = cursor_get_u32(c);
-	a->started_at = cursor_get_i64(c);
-	a->live_leases = cursor_get_u32(c);
-	a->total_leases = cursor_get_u32(c);
-	cursor_get_cstr(c, a->version, sizeof(a->version));
-	cursor_get_cstr(c, a->config_path, sizeof(a->config_path));
-	cursor_get_cstr(c, a->state_dir, sizeof(a->state_dir));
-	cursor_get_cstr(c, a->runtime_dir, sizeof(a->runtime_dir));
-}
-
-/* The response is large (a page of leases), so it is decoded in place and
+/* The response is large (a page of entries), so it is decoded in place and
  * cleared on failure rather than copied. */
 int mid_response_decode(const void *buf, size_t size, struct mid_response *ret)
 {
+	const struct field *fields;
+	size_t n, entry_size, max;
+	uint8_t *entries;
 	struct cursor c;
 	uint8_t version;
 	int r;
@@ -254,44 +354,40 @@ int mid_response_decode(const void *buf, size_t size, struct mid_response *ret)
 	version = cursor_get_u8(&c);
 	ret->type = cursor_get_u8(&c);
 	ret->status = cursor_get_u8(&c);
-	if (c.error < 0)
-		goto fail;
-	if (version != MID_PROTOCOL_VERSION) {
+	if (c.error == 0 && version != MID_PROTOCOL_VERSION)
 		c.error = -EPROTO;
-		goto fail;
-	}
-	if (ret->type == 0 || ret->type >= _MID_REQ_MAX) {
+	if (c.error == 0 && (ret->type == 0 || ret->type >= _MID_REQ_MAX))
 		c.error = -EOPNOTSUPP;
-		goto fail;
-	}
-	if (ret->status >= _MID_STATUS_MAX) {
+	if (c.error == 0 && ret->status >= _MID_STATUS_MAX)
 		c.error = -EBADMSG;
-		goto fail;
-	}
 	cursor_get_cstr(&c, ret->message, sizeof(ret->message));
+	cursor_get_cstr(&c, ret->id, sizeof(ret->id));
 
-	if (ret->status == MID_OK) {
-		if (type_returns_lease(ret->type))
-			get_lease(&c, &ret->lease);
-		if (ret->type == MID_REQ_ISSUE)
+	if (c.error == 0 && ret->status == MID_OK) {
+		if (type_returns_lease(ret->type)) {
+			get_fields(&c, &ret->lease, lease_fields, MID_ELEMENTSOF(lease_fields));
+			if (c.error == 0 && ret->lease.state > MID_LEASE_EXPIRED)
+				c.error = -EBADMSG;
+		}
+		if (type_returns_credential(ret->type))
 			cursor_get_cstr(&c, ret->credential, sizeof(ret->credential));
-		if (ret->type == MID_REQ_LIST) {
+		if (type_returns_detail(ret->type))
+			cursor_get_cstr(&c, ret->detail, sizeof(ret->detail));
+		if (ret->type == MID_REQ_STATUS)
+			get_fields(&c, &ret->agent, status_fields, MID_ELEMENTSOF(status_fields));
+		if (response_page(ret->type, ret, &fields, &n, &entries, &entry_size, &max)) {
 			ret->total = cursor_get_u32(&c);
 			ret->count = cursor_get_u8(&c);
-			if (c.error == 0 && ret->count > MID_LIST_PAGE)
+			if (c.error == 0 && ret->count > max)
 				c.error = -EMSGSIZE;
 			for (size_t i = 0; c.error == 0 && i < ret->count; i++)
-				get_lease(&c, &ret->entries[i]);
+				get_fields(&c, entries + i * entry_size, fields, n);
 		}
-		if (ret->type == MID_REQ_STATUS)
-			get_status(&c, &ret->agent);
 	}
 
 	r = cursor_finish(&c);
 	if (r == 0)
 		return 0;
-fail:
-	r = c.error < 0 ? c.error : -EBADMSG;
 	mid_response_wipe(ret);
 	memset(ret, 0, sizeof(*ret));
 	return r;
@@ -323,6 +419,8 @@ static const char *const status_strings[_MID_STATUS_MAX] = {
 	[MID_ERR_VERSION] = "unsupported protocol version",
 	[MID_ERR_EXHAUSTED] = "credential has no uses left",
 	[MID_ERR_UNAVAILABLE] = "mid-agentd unreachable",
+	[MID_PENDING] = "waiting for approval",
+	[MID_ERR_LIMIT] = "limit reached",
 };
 
 static const char *const status_names[_MID_STATUS_MAX] = {
@@ -341,6 +439,8 @@ static const char *const status_names[_MID_STATUS_MAX] = {
 	[MID_ERR_VERSION] = "version",
 	[MID_ERR_EXHAUSTED] = "exhausted",
 	[MID_ERR_UNAVAILABLE] = "unavailable",
+	[MID_PENDING] = "pending",
+	[MID_ERR_LIMIT] = "limit",
 };
 
 const char *mid_status_to_string(enum mid_status status)
@@ -370,6 +470,27 @@ const char *mid_lease_state_to_string(enum mid_lease_state state)
 	return "unknown";
 }
 
+const char *mid_session_state_to_string(enum mid_session_state state)
+{
+	switch (state) {
+	case MID_SESSION_OPEN:
+		return "open";
+	case MID_SESSION_CLOSED:
+		return "closed";
+	case MID_SESSION_TERMINATED:
+		return "terminated";
+	}
+	return "unknown";
+}
+
+const char *mid_approval_state_to_string(uint8_t state)
+{
+	static const char *const names[] = {"pending", "approved", "denied", "expired",
+					    "collected"};
+
+	return state < MID_ELEMENTSOF(names) ? names[state] : "unknown";
+}
+
 const char *mid_request_type_to_string(enum mid_request_type type)
 {
 	static const char *const names[_MID_REQ_MAX] = {
@@ -382,6 +503,18 @@ const char *mid_request_type_to_string(enum mid_request_type type)
 		[MID_REQ_STATUS] = "status",
 		[MID_REQ_SESSION_OPEN] = "session-open",
 		[MID_REQ_SESSION_CLOSE] = "session-close",
+		[MID_REQ_APPROVE] = "approve",
+		[MID_REQ_DENY] = "deny",
+		[MID_REQ_COLLECT] = "collect",
+		[MID_REQ_UNLOCK] = "unlock",
+		[MID_REQ_RELOAD] = "reload",
+		[MID_REQ_EXPLAIN] = "explain",
+		[MID_REQ_SESSIONS] = "sessions",
+		[MID_REQ_KILL] = "kill",
+		[MID_REQ_AUDIT] = "audit",
+		[MID_REQ_AUDIT_VERIFY] = "audit-verify",
+		[MID_REQ_AUDIT_SIGN] = "audit-sign",
+		[MID_REQ_REQUESTS] = "requests",
 	};
 
 	if ((unsigned)type == 0 || (unsigned)type >= _MID_REQ_MAX)

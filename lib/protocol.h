@@ -14,7 +14,7 @@
 #include "macro.h"
 
 #define MID_PROTOCOL_VERSION 1
-#define MID_FRAME_MAX 16384
+#define MID_FRAME_MAX 32768
 
 #define MID_NAME_MAX 32 /* account, class and group names, as useradd limits them */
 #define MID_LEASE_ID_MAX 32
@@ -25,6 +25,10 @@
 #define MID_TEXT_MAX 255
 #define MID_PATH_MAX 1024
 #define MID_LIST_PAGE 32
+#define MID_SESSION_PAGE 32
+#define MID_AUDIT_PAGE 16
+#define MID_ID_MAX 32     /* approval request and session ids */
+#define MID_DETAIL_MAX 2047 /* multi-line text: explain, audit verification */
 
 enum mid_request_type {
 	MID_REQ_ISSUE = 1,
@@ -36,6 +40,18 @@ enum mid_request_type {
 	MID_REQ_STATUS = 7,
 	MID_REQ_SESSION_OPEN = 8,
 	MID_REQ_SESSION_CLOSE = 9,
+	MID_REQ_APPROVE = 10,  /* id, reason */
+	MID_REQ_DENY = 11,     /* id, reason */
+	MID_REQ_COLLECT = 12,  /* id: the credential of an approved request */
+	MID_REQ_UNLOCK = 13,   /* account and/or rhost */
+	MID_REQ_RELOAD = 14,
+	MID_REQ_EXPLAIN = 15,  /* account or class, service, rhost, at, as_user */
+	MID_REQ_SESSIONS = 16, /* offset */
+	MID_REQ_KILL = 17,     /* id: a session */
+	MID_REQ_AUDIT = 18,    /* since, until, account, offset */
+	MID_REQ_AUDIT_VERIFY = 19,
+	MID_REQ_AUDIT_SIGN = 20, /* credential field carries the hex digest to sign */
+	MID_REQ_REQUESTS = 21,   /* offset: pending approval requests */
 	_MID_REQ_MAX,
 };
 
@@ -55,6 +71,8 @@ enum mid_status {
 	MID_ERR_VERSION = 12,    /* unsupported protocol version */
 	MID_ERR_EXHAUSTED = 13,  /* the credential has no uses left */
 	MID_ERR_UNAVAILABLE = 14, /* client side: the agent could not be reached in time */
+	MID_PENDING = 15,         /* waiting for approval; the reply's id names the request */
+	MID_ERR_LIMIT = 16,       /* a count limit was reached (sessions, requests) */
 	_MID_STATUS_MAX,
 };
 
@@ -78,7 +96,12 @@ struct mid_request {
 	char reason[MID_TEXT_MAX + 1];
 	char services[MID_TEXT_MAX + 1]; /* narrowing at issue: comma-separated */
 	char sources[MID_TEXT_MAX + 1];
-	char session_id[MID_NAME_MAX + 1];
+	char session_id[MID_NAME_MAX + 1]; /* XDG_SESSION_ID, from pam_systemd */
+	char id[MID_ID_MAX + 1];           /* approval request or session id */
+	char as_user[MID_NAME_MAX + 1];    /* explain: evaluate for this requester */
+	int64_t at;                        /* explain: evaluate at this time; 0 is now */
+	int64_t since;                     /* audit: time range, 0 is open */
+	int64_t until;
 	uint32_t ttl; /* seconds; 0 takes the policy's default */
 	uint32_t uses;
 	uint32_t flags;
@@ -99,6 +122,52 @@ struct mid_lease_info {
 	uint32_t uses;
 	uint32_t requester_uid;
 	uint8_t state; /* enum mid_lease_state */
+	char reason[MID_TEXT_MAX + 1];
+	char services[MID_TEXT_MAX + 1]; /* narrowed at issue; empty: as the policy allows */
+	char sources[MID_TEXT_MAX + 1];
+};
+
+enum mid_session_state {
+	MID_SESSION_OPEN = 0,
+	MID_SESSION_CLOSED = 1,
+	MID_SESSION_TERMINATED = 2,
+};
+
+struct mid_session_info {
+	char id[MID_ID_MAX + 1];
+	char account[MID_NAME_MAX + 1];
+	char lease[MID_LEASE_ID_MAX + 1];
+	char service[MID_SERVICE_MAX + 1];
+	char rhost[MID_HOST_MAX + 1];
+	char tty[MID_TTY_MAX + 1];
+	char logind_id[MID_NAME_MAX + 1];
+	uint32_t pid;
+	int64_t started_at;
+	int64_t deadline; /* the lease's expiry */
+	uint8_t state;    /* enum mid_session_state */
+};
+
+struct mid_audit_info {
+	int64_t seq;
+	int64_t at;
+	char event[MID_NAME_MAX + 1];
+	char account[MID_NAME_MAX + 1];
+	char lease[MID_LEASE_ID_MAX + 1];
+	int64_t peer_uid; /* -1: the agent itself */
+	char detail[MID_TEXT_MAX + 1];
+	char hash[65]; /* hex BLAKE2b-256 of this record, chained to the previous */
+};
+
+struct mid_approval_info {
+	char id[MID_ID_MAX + 1];
+	char account[MID_NAME_MAX + 1];
+	char class_name[MID_NAME_MAX + 1];
+	uint32_t requester_uid;
+	uint32_t approvals;
+	uint32_t required;
+	int64_t created_at;
+	int64_t expires_at;
+	uint8_t state; /* 0 pending, 1 approved, 2 denied, 3 expired, 4 collected */
 	char reason[MID_TEXT_MAX + 1];
 };
 
@@ -123,6 +192,11 @@ struct mid_response {
 	uint8_t count;
 	struct mid_lease_info entries[MID_LIST_PAGE];
 	struct mid_agent_status agent; /* STATUS */
+	char id[MID_ID_MAX + 1];        /* PENDING: the approval request */
+	char detail[MID_DETAIL_MAX + 1]; /* EXPLAIN, AUDIT_VERIFY, AUDIT_SIGN */
+	struct mid_session_info sessions[MID_SESSION_PAGE]; /* SESSIONS: count entries */
+	struct mid_audit_info audit[MID_AUDIT_PAGE];        /* AUDIT: count entries */
+	struct mid_approval_info approvals[MID_LIST_PAGE];  /* REQUESTS: count entries */
 };
 
 /* Encoders return the frame length or -EMSGSIZE. */
@@ -142,3 +216,5 @@ const char *mid_status_to_string(enum mid_status status);
 const char *mid_status_to_name(enum mid_status status);
 const char *mid_lease_state_to_string(enum mid_lease_state state);
 const char *mid_request_type_to_string(enum mid_request_type type);
+const char *mid_session_state_to_string(enum mid_session_state state);
+const char *mid_approval_state_to_string(uint8_t state);

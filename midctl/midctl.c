@@ -6,34 +6,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "client.h"
 #include "duration.h"
 #include "names.h"
+#include "midctl.h"
 #include "protocol.h"
-
-#define EXIT_REFUSED 1
-#define EXIT_USAGE 2
-#define EXIT_UNREACHABLE 3
-
-struct options {
-	const char *socket_path;
-	const char *field;
-	bool json;
-	int timeout_ms;
-};
-
-MID_PRINTF(1, 2)
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("midctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("; see midctl --help\n", stderr);
-	return EXIT_USAGE;
-}
 
 static void usage(FILE *f)
 {
@@ -47,7 +23,21 @@ static void usage(FILE *f)
 		"  renew LEASE [--ttl D]                   extend a lease, up to its max_ttl\n"
 		"  revoke LEASE [--reason TEXT]            end a lease now\n"
 		"  list                                    show leases (root sees all)\n"
-		"  status                                  show the agent's state\n\n"
+		"  status                                  show the agent's state\n"
+		"  requests                                show approval requests\n"
+		"  approve ID [--reason TEXT]              approve a pending request\n"
+		"  deny ID [--reason TEXT]                 deny a pending request\n"
+		"  collect ID                              collect the credential of an approved request\n"
+		"  explain ACCOUNT|--class CLASS [--service S] [--source ADDR] [--at TIME] [--as USER]\n"
+		"                                          show which rule allows or denies, issuing nothing\n"
+		"  unlock [ACCOUNT] [--source ADDR]        clear a lockout\n"
+		"  reload                                  re-read the policy\n"
+		"  sessions                                show live sessions\n"
+		"  kill SESSION                            end a session\n"
+		"  audit [--since T] [--until T] [--account A]   print audit events\n"
+		"  audit verify [--file FILE]              check the audit hash chain (or an export)\n"
+		"  audit export --to FILE                  write a signed export of the audit log\n"
+		"  report [--since T]                      print a compliance summary\n\n"
 		"Options:\n"
 		"  -s, --socket PATH   agent socket (default %s)\n"
 		"  -j, --json          print one JSON object\n"
@@ -59,193 +49,6 @@ static void usage(FILE *f)
 		"Durations read as 30s, 15m, 8h, 2d or 1h30m.\n"
 		"Exit status: 0 success, 1 refused by the agent, 2 usage error, 3 agent unreachable.\n",
 		MID_DEFAULT_SOCKET);
-}
-
-static void format_time(int64_t t, char *buf, size_t size)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
-static int64_t seconds_left(const struct mid_lease_info *l)
-{
-	int64_t left = l->expires_at - (int64_t)time(NULL);
-
-	return l->state == MID_LEASE_LIVE && left > 0 ? left : 0;
-}
-
-/* Writes the value of one named field into buf; returns false for an
- * unknown field name. */
-static bool lease_field(const struct mid_lease_info *l, const char *credential, const char *name,
-			char *buf, size_t size)
-{
-	if (strcmp(name, "lease") == 0)
-		snprintf(buf, size, "%s", l->lease);
-	else if (strcmp(name, "account") == 0)
-		snprintf(buf, size, "%s", l->account);
-	else if (strcmp(name, "class") == 0)
-		snprintf(buf, size, "%s", l->class_name);
-	else if (strcmp(name, "uid") == 0)
-		snprintf(buf, size, "%u", l->uid);
-	else if (strcmp(name, "gid") == 0)
-		snprintf(buf, size, "%u", l->gid);
-	else if (strcmp(name, "credential") == 0 && credential)
-		snprintf(buf, size, "%s", credential);
-	else if (strcmp(name, "expires_at") == 0)
-		format_time(l->expires_at, buf, size);
-	else if (strcmp(name, "created_at") == 0)
-		format_time(l->created_at, buf, size);
-	else if (strcmp(name, "ttl") == 0)
-		snprintf(buf, size, "%lld", (long long)seconds_left(l));
-	else if (strcmp(name, "state") == 0)
-		snprintf(buf, size, "%s", mid_lease_state_to_string(l->state));
-	else if (strcmp(name, "uses") == 0)
-		snprintf(buf, size, "%u", l->uses);
-	else if (strcmp(name, "max_uses") == 0)
-		snprintf(buf, size, "%u", l->max_uses);
-	else if (strcmp(name, "reason") == 0)
-		snprintf(buf, size, "%s", l->reason);
-	else
-		return false;
-	return true;
-}
-
-static void lease_json(FILE *f, const struct mid_lease_info *l, const char *credential)
-{
-	char created[32], expires[32];
-
-	format_time(l->created_at, created, sizeof(created));
-	format_time(l->expires_at, expires, sizeof(expires));
-	fputs("{\"lease\":", f);
-	json_string(f, l->lease);
-	fputs(",\"account\":", f);
-	json_string(f, l->account);
-	fputs(",\"class\":", f);
-	json_string(f, l->class_name);
-	fprintf(f, ",\"uid\":%u,\"gid\":%u", l->uid, l->gid);
-	if (credential) {
-		fputs(",\"credential\":", f);
-		json_string(f, credential);
-	}
-	fprintf(f, ",\"created_at\":\"%s\",\"expires_at\":\"%s\",\"ttl\":%lld", created, expires,
-		(long long)seconds_left(l));
-	fprintf(f, ",\"state\":\"%s\",\"uses\":%u,\"max_uses\":%u,\"reason\":",
-		mid_lease_state_to_string(l->state), l->uses, l->max_uses);
-	json_string(f, l->reason);
-	fputc('}', f);
-}
-
-static int print_lease(const struct options *o, const struct mid_lease_info *l,
-		       const char *credential)
-{
-	char expires[32], left[32], value[MID_TEXT_MAX + 64];
-
-	if (o->field) {
-		if (!lease_field(l, credential, o->field, value, sizeof(value)))
-			return usage_error("unknown field \"%s\"", o->field);
-		printf("%s\n", value);
-		return 0;
-	}
-	if (o->json) {
-		lease_json(stdout, l, credential);
-		fputc('\n', stdout);
-		return 0;
-	}
-
-	format_time(l->expires_at, expires, sizeof(expires));
-	duration_format((uint64_t)seconds_left(l), left, sizeof(left));
-	if (credential)
-		printf("credential: %s\n", credential);
-	printf("lease:      %s\n", l->lease);
-	printf("account:    %s (uid %u)\n", l->account, l->uid);
-	if (l->class_name[0])
-		printf("class:      %s\n", l->class_name);
-	printf("state:      %s\n", mid_lease_state_to_string(l->state));
-	printf("expires:    %s (in %s)\n", expires, left);
-	if (l->max_uses > 0)
-		printf("uses:       %u of %u\n", l->uses, l->max_uses);
-	return 0;
-}
-
-static int call(const struct options *o, const struct mid_request *req, struct mid_response *resp)
-{
-	int r = mid_client_call(o->socket_path, o->timeout_ms, req, resp);
-
-	if (r == -ENOENT || r == -ECONNREFUSED) {
-		fprintf(stderr, "midctl: mid-agentd is not running at %s; start mid-agentd.socket or pass --socket\n",
-			o->socket_path);
-		return EXIT_UNREACHABLE;
-	}
-	if (r == -ETIMEDOUT) {
-		fprintf(stderr, "midctl: mid-agentd at %s did not answer within %d ms\n",
-			o->socket_path, o->timeout_ms);
-		return EXIT_UNREACHABLE;
-	}
-	if (r < 0) {
-		fprintf(stderr, "midctl: failed to talk to mid-agentd at %s: %s\n", o->socket_path,
-			strerror(-r));
-		return EXIT_UNREACHABLE;
-	}
-	if (resp->status != MID_OK) {
-		fprintf(stderr, "midctl: %s: %s\n", mid_status_to_string(resp->status), resp->message);
-		return EXIT_REFUSED;
-	}
-	return 0;
-}
-
-static int parse_ttl(const char *text, uint32_t *ret)
-{
-	uint64_t seconds;
-	int r = duration_parse(text, &seconds);
-
-	if (r < 0 || seconds == 0) {
-		usage_error("invalid duration \"%s\": write for example 30s, 15m, 8h or 2d", text);
-		return -EINVAL;
-	}
-	*ret = (uint32_t)seconds;
-	return 0;
-}
-
-static int parse_uses(const char *text, uint32_t *ret)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno != 0 || end == text || *end || text[0] == '-' || v > UINT32_MAX) {
-		usage_error("invalid --uses \"%s\": give a whole number, 0 for unlimited", text);
-		return -EINVAL;
-	}
-	*ret = (uint32_t)v;
-	return 0;
-}
-
-static int copy_arg(char *dst, size_t size, const char *value, const char *what)
-{
-	if (strlen(value) >= size) {
-		usage_error("%s is too long: at most %zu bytes", what, size - 1);
-		return -EINVAL;
-	}
-	strcpy(dst, value);
-	return 0;
 }
 
 static int cmd_issue(const struct options *o, int argc, char **argv)
@@ -444,6 +247,28 @@ static int cmd_status(const struct options *o, int argc, char **argv)
 	return r;
 }
 
+static int cmd_renew(const struct options *o, int argc, char **argv)
+{
+	return lease_command(o, MID_REQ_RENEW, argc, argv);
+}
+
+static int cmd_revoke(const struct options *o, int argc, char **argv)
+{
+	return lease_command(o, MID_REQ_REVOKE, argc, argv);
+}
+
+static const struct {
+	const char *name;
+	int (*run)(const struct options *o, int argc, char **argv);
+} commands[] = {
+	{"issue", cmd_issue},       {"renew", cmd_renew},     {"revoke", cmd_revoke},
+	{"list", cmd_list},         {"status", cmd_status},   {"requests", cmd_requests},
+	{"approve", cmd_approve},   {"deny", cmd_deny},       {"collect", cmd_collect},
+	{"explain", cmd_explain},   {"unlock", cmd_unlock},   {"reload", cmd_reload},
+	{"sessions", cmd_sessions}, {"kill", cmd_kill},       {"audit", cmd_audit},
+	{"report", cmd_report},
+};
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -501,15 +326,8 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;
-	if (strcmp(cmd, "issue") == 0)
-		return cmd_issue(&o, argc, argv);
-	if (strcmp(cmd, "renew") == 0)
-		return lease_command(&o, MID_REQ_RENEW, argc, argv);
-	if (strcmp(cmd, "revoke") == 0)
-		return lease_command(&o, MID_REQ_REVOKE, argc, argv);
-	if (strcmp(cmd, "list") == 0)
-		return cmd_list(&o, argc, argv);
-	if (strcmp(cmd, "status") == 0)
-		return cmd_status(&o, argc, argv);
+	for (size_t i = 0; i < MID_ELEMENTSOF(commands); i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].run(&o, argc, argv);
 	return usage_error("unknown command \"%s\"", cmd);
 }

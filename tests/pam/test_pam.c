@@ -23,6 +23,7 @@
 #include "token.h"
 
 #define POLICY                                                                                     \
+	"lockout = { failures = 0; };\n"                                                            \
 	"accounts = (\n"                                                                           \
 	"  { name = \"nobody\"; ttl = \"5m\"; max_ttl = \"1h\"; },\n"                              \
 	"  { name = \"daemon\"; ttl = \"5m\"; max_uses = 1; }\n"                                   \
