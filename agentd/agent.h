@@ -139,6 +139,9 @@ void audit_handle(struct agent *a, const struct peer *peer, const struct mid_req
 		  struct mid_response *resp);
 
 /* main.c */
+/* Refuses (with a logged reason) a path not owned by the agent's user or
+ * writable by group or others, like sshd's StrictModes. */
+MID_MUST_CHECK int check_ownership(const char *path, bool want_dir);
 /* Re-reads the policy; on failure the running policy stays. Fills resp
  * when given. */
 int agent_reload(struct agent *a, const struct peer *peer, struct mid_response *resp);

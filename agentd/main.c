@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -42,7 +43,7 @@ static void usage(FILE *f)
 
 /* Like sshd's StrictModes: a file or directory that someone other than
  * the agent's owner could write would let them change policy or state. */
-static int check_ownership(const char *path, bool want_dir)
+int check_ownership(const char *path, bool want_dir)
 {
 	struct stat st;
 
@@ -261,11 +262,25 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 	return sd_event_exit(a->event, 0);
 }
 
+/* Room for the agent's connection limit: raise the soft descriptor limit
+ * to the hard one. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warning("Failed to raise the descriptor limit: %s", strerror(errno));
+	}
+}
+
 static int agent_setup(struct agent *a)
 {
 	sigset_t mask;
 	int r;
 
+	raise_fd_limit();
 	if (check_ownership(a->config_path, false) < 0)
 		return -EPERM;
 	r = agent_reload(a, NULL, NULL);

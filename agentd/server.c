@@ -1,30 +1,93 @@
 /* The agent's socket: taken from systemd or bound with --socket, one
  * request per SOCK_SEQPACKET message, one reply per request. */
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 
 #include "agent.h"
 #include "log.h"
 
-#define MAX_CONNECTIONS 1024
+/* Bounds that keep one peer from starving the others: every connection
+ * costs a descriptor and a few hundred bytes, so the totals bound memory. */
+#define MAX_CONNECTIONS 4096
+#define MAX_CONNECTIONS_PER_UID 64 /* for peers other than root */
+#define IDLE_TIMEOUT_USEC (5 * 1000000ULL)
+/* Requests per second a non-root UID may make, with bursts up to
+ * RATE_BURST; root, which runs PAM for sshd, su and login, is not limited. */
+#define RATE_PER_SEC 200
+#define RATE_BURST 400
+#define RATE_BUCKETS 64
 
 struct connection {
 	struct connection *prev, *next;
 	struct agent *agent;
 	int fd;
 	sd_event_source *source;
+	sd_event_source *idle_timer;
 	struct peer peer;
 };
+
+struct rate_bucket {
+	uid_t uid;
+	bool used;
+	double tokens;
+	uint64_t last_usec;
+};
+
+static struct rate_bucket rate_buckets[RATE_BUCKETS];
+
+static uint64_t now_monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Takes one token from uid's bucket; false when it is empty. The table is
+ * small and fixed: the least recently used bucket makes room. */
+static bool rate_allow(uid_t uid)
+{
+	uint64_t now = now_monotonic_usec();
+	struct rate_bucket *b = NULL, *oldest = &rate_buckets[0];
+
+	if (uid == 0)
+		return true;
+	for (size_t i = 0; i < RATE_BUCKETS; i++) {
+		if (rate_buckets[i].used && rate_buckets[i].uid == uid) {
+			b = &rate_buckets[i];
+			break;
+		}
+		if (!rate_buckets[i].used || rate_buckets[i].last_usec < oldest->last_usec)
+			oldest = &rate_buckets[i];
+	}
+	if (!b) {
+		b = oldest;
+		*b = (struct rate_bucket){.uid = uid, .used = true, .tokens = RATE_BURST,
+					  .last_usec = now};
+	}
+
+	b->tokens += (double)(now - b->last_usec) * RATE_PER_SEC / 1e6;
+	if (b->tokens > RATE_BURST)
+		b->tokens = RATE_BURST;
+	b->last_usec = now;
+	if (b->tokens < 1)
+		return false;
+	b->tokens -= 1;
+	return true;
+}
 
 static void connection_free(struct connection *c)
 {
 	if (!c)
 		return;
 	sd_event_source_disable_unref(c->source);
+	sd_event_source_disable_unref(c->idle_timer);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->prev)
@@ -140,8 +203,15 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *
 		return 0;
 	}
 	resp->type = req.type;
-	request_handle(c->agent, &c->peer, &req, resp);
+	if (rate_allow(c->peer.uid))
+		request_handle(c->agent, &c->peer, &req, resp);
+	else {
+		resp->status = MID_ERR_LIMIT;
+		snprintf(resp->message, sizeof(resp->message),
+			 "too many requests from UID %u; retry in a second", (unsigned)c->peer.uid);
+	}
 	mid_request_wipe(&req);
+	(void)sd_event_source_set_time_relative(c->idle_timer, IDLE_TIMEOUT_USEC);
 
 	r = connection_reply(c, resp);
 	mid_response_wipe(resp);
@@ -149,6 +219,26 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *
 	if (r < 0)
 		connection_free(c);
 	return 0;
+}
+
+/* A connection that sends nothing for a while is closed, so idle peers
+ * cannot hold descriptors forever. */
+static int on_idle_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct connection *c = userdata;
+
+	log_debug("Closing idle connection of UID %u", (unsigned)c->peer.uid);
+	connection_free(c);
+	return 0;
+}
+
+static unsigned connections_of_uid(const struct agent *a, uid_t uid)
+{
+	unsigned n = 0;
+
+	for (const struct connection *c = a->connections; c; c = c->next)
+		n += c->peer.uid == uid;
+	return n;
 }
 
 static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -188,7 +278,17 @@ static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *user
 		connection_free(c);
 		return 0;
 	}
+	/* The new connection is already on the list, hence "greater than". */
+	if (c->peer.uid != 0 && connections_of_uid(a, c->peer.uid) > MAX_CONNECTIONS_PER_UID) {
+		log_warning("Rejecting a connection of UID %u: it has %d open", (unsigned)c->peer.uid,
+			    MAX_CONNECTIONS_PER_UID);
+		connection_free(c);
+		return 0;
+	}
 	r = sd_event_add_io(a->event, &c->source, cfd, EPOLLIN, on_connection_io, c);
+	if (r >= 0)
+		r = sd_event_add_time_relative(a->event, &c->idle_timer, CLOCK_MONOTONIC,
+					       IDLE_TIMEOUT_USEC, 0, on_idle_timeout, c);
 	if (r < 0) {
 		log_error("Failed to watch a connection: %s", strerror(-r));
 		connection_free(c);
@@ -210,6 +310,8 @@ static int bind_socket(struct agent *a)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *dir = NULL;
+	int r;
 
 	if (strlen(a->socket_path) >= sizeof(sa.sun_path)) {
 		log_error("Socket path %s is too long: use at most %zu bytes", a->socket_path,
@@ -218,18 +320,27 @@ static int bind_socket(struct agent *a)
 	}
 	strcpy(sa.sun_path, a->socket_path);
 
+	/* Whoever may write the socket's directory could replace the socket
+	 * and receive every credential that PAM verifies. */
+	dir = strdup(a->socket_path);
+	if (!dir)
+		return -ENOMEM;
+	r = check_ownership(dirname(dir), true);
+	if (r < 0)
+		return r;
+
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	(void)unlink(a->socket_path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = -errno;
+		r = -errno;
 		log_error("Failed to bind socket %s: %s", a->socket_path, strerror(-r));
 		return r;
 	}
 	/* Anyone may connect: each request is authorised by its peer's UID. */
 	if (chmod(a->socket_path, 0666) < 0 || listen(fd, SOMAXCONN) < 0) {
-		int r = -errno;
+		r = -errno;
 		log_error("Failed to listen on %s: %s", a->socket_path, strerror(-r));
 		(void)unlink(a->socket_path);
 		return r;

@@ -185,7 +185,15 @@ static int credential_get(pam_handle_t *pamh, const struct options *o, char **re
 	return PAM_SUCCESS;
 }
 
-static int status_to_auth(pam_handle_t *pamh, const struct options *o, const char *user,
+/* Shows a policy refusal to the user, unless the application asked for
+ * silence. */
+static void tell_user(pam_handle_t *pamh, int flags, const char *message)
+{
+	if (!(flags & PAM_SILENT) && message && *message)
+		(void)pam_error(pamh, "mid: %s", message);
+}
+
+static int status_to_auth(pam_handle_t *pamh, int flags, const char *user,
 			  const struct mid_response *resp)
 {
 	switch (resp->status) {
@@ -197,7 +205,14 @@ static int status_to_auth(pam_handle_t *pamh, const struct options *o, const cha
 		return PAM_USER_UNKNOWN;
 	case MID_ERR_LOCKED:
 		pam_syslog(pamh, LOG_NOTICE, "account %s is locked after repeated failures", user);
+		tell_user(pamh, flags, resp->message);
 		return PAM_MAXTRIES;
+	case MID_ERR_DENIED:
+		/* A valid credential refused by a condition of the policy: the
+		 * message names the rule, and the user may see it. */
+		pam_syslog(pamh, LOG_NOTICE, "login of %s denied by policy: %s", user, resp->message);
+		tell_user(pamh, flags, resp->message);
+		return PAM_AUTH_ERR;
 	case MID_ERR_PERMISSION:
 		pam_syslog(pamh, LOG_ERR, "mid-agentd refused verification: %s", resp->message);
 		return PAM_AUTH_ERR;
@@ -254,7 +269,7 @@ PAM_EXTERN MID_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int
 	r = agent_call(pamh, &o, &req, resp);
 	if (r != PAM_SUCCESS)
 		goto out;
-	r = status_to_auth(pamh, &o, user, resp);
+	r = status_to_auth(pamh, flags, user, resp);
 	if (r == PAM_SUCCESS) {
 		char *lease = strdup(resp->lease.lease);
 
@@ -347,6 +362,11 @@ PAM_EXTERN MID_EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int ar
 		pam_syslog(pamh, LOG_ERR, "mid-agentd failed to check account %s: %s", user,
 			   resp->message);
 		r = PAM_AUTHINFO_UNAVAIL;
+		break;
+	case MID_ERR_DENIED:
+		pam_syslog(pamh, LOG_NOTICE, "login of %s denied by policy: %s", user, resp->message);
+		tell_user(pamh, flags, resp->message);
+		r = PAM_PERM_DENIED;
 		break;
 	default:
 		pam_syslog(pamh, LOG_NOTICE, "account %s has no live lease: %s", user, resp->message);
