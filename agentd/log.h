@@ -25,7 +25,8 @@
 #define MID_MESSAGE_SESSION_TERMINATED "8d9c5e0e6f2a4c1b9a3e7d1f2b4c6a0e"
 #define MID_MESSAGE_ACCOUNT "8d9c5e0e6f2a4c1b9a3e7d1f2b4c6a0f"
 
-/* Fields of one event; NULL or 0 leaves a field out. */
+/* Fields of one event. The journal gets every field, empty (or -1, 0)
+ * when unset; the stderr line leaves unset fields out. */
 struct log_fields {
 	const char *message_id;
 	const char *account;

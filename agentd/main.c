@@ -1,5 +1,6 @@
 /* mid-agentd: issues, verifies, renews, revokes and expires credentials
  * for machine accounts, and publishes the NSS cache. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -69,14 +70,58 @@ int check_ownership(const char *path, bool want_dir)
 	return 0;
 }
 
+/* Creates path with exactly mode (whatever the umask) when it is missing. */
 static int ensure_dir(const char *path, mode_t mode)
 {
-	if (mkdir(path, mode) < 0 && errno != EEXIST) {
+	if (mkdir(path, mode) == 0) {
+		if (chmod(path, mode) < 0) {
+			int r = -errno;
+			log_error("Failed to set the mode of %s: %s", path, strerror(-r));
+			return r;
+		}
+	} else if (errno != EEXIST) {
 		int r = -errno;
 		log_error("Failed to create directory %s: %s", path, strerror(-r));
 		return r;
 	}
 	return check_ownership(path, true);
+}
+
+/* The state directory and host key hold secrets: nobody else may read them. */
+static int check_private(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		log_error("Refusing %s: readable by group or others (mode %04o); chmod go= it", path,
+			  (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* A publisher killed between writing and renaming leaves its temporary
+ * file "nss.cache.XXXXXX" behind; nothing else ever reads one. */
+static void remove_stale_temp_files(const char *runtime_dir)
+{
+	static const char prefix[] = MID_CACHE_FILE_NAME ".";
+	_cleanup_close_ int dfd = -1;
+	DIR *d;
+	struct dirent *e;
+
+	dfd = open(runtime_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	d = fdopendir(MID_TAKE_FD(dfd));
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (strncmp(e->d_name, prefix, sizeof(prefix) - 1) == 0 &&
+		    strlen(e->d_name) == sizeof(prefix) - 1 + 6)
+			(void)unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
 }
 
 /* The host key makes the stored credential hashes useless without it. */
@@ -109,7 +154,7 @@ static int host_key_load(struct agent *a)
 	}
 	if (fd < 0)
 		goto fail;
-	if (check_ownership(path, false) < 0)
+	if (check_ownership(path, false) < 0 || check_private(path) < 0)
 		return -EPERM;
 	n = read(fd, a->host_key, MID_HOST_KEY_BYTES);
 	if (n != MID_HOST_KEY_BYTES) {
@@ -289,9 +334,13 @@ static int agent_setup(struct agent *a)
 	r = ensure_dir(a->state_dir, 0700);
 	if (r < 0)
 		return r;
+	r = check_private(a->state_dir);
+	if (r < 0)
+		return r;
 	r = ensure_dir(a->runtime_dir, 0755);
 	if (r < 0)
 		return r;
+	remove_stale_temp_files(a->runtime_dir);
 	r = host_key_load(a);
 	if (r < 0)
 		return r;
@@ -440,6 +489,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* Files the agent creates hold secrets unless it widens them itself
+	 * (the socket, the runtime directory, the NSS cache). */
+	umask(077);
 	r = agent_setup(&a);
 	if (r < 0) {
 		log_error("Failed to start: %s", strerror(-r));

@@ -530,7 +530,7 @@ static int load_rule(struct loader *l, const config_setting_t *s, const struct p
 {
 	const char *what = ephemeral ? "class" : "account";
 	long long v;
-	int failed = 0;
+	int failed = 0, k;
 
 	r->ephemeral = ephemeral;
 	r->line = config_setting_source_line(s);
@@ -578,21 +578,24 @@ static int load_rule(struct loader *l, const config_setting_t *s, const struct p
 		failed |= get_string(l, s, "shell", DEFAULT_SHELL, &r->shell) < 0;
 		failed |= get_string(l, s, "home", DEFAULT_HOME_BASE, &r->home_base) < 0;
 		failed |= get_string(l, s, "gecos", "mid ephemeral account", &r->gecos) < 0;
-		failed |= get_uint(l, s, "uid_min", 1000, UINT32_MAX - 1, -1, &v) < 0;
+		k = get_uint(l, s, "uid_min", 1000, UINT32_MAX - 1, -1, &v);
+		failed |= k < 0;
 		r->uid_min = (uid_t)v;
-		if (v < 0)
+		if (k == 0 && v < 0)
 			loader_error(l, s, "class \"%s\" has no uid_min; add uid_min = 60000; or similar",
 				     r->name);
 		failed |= v < 0;
-		failed |= get_uint(l, s, "uid_max", 1000, UINT32_MAX - 1, -1, &v) < 0;
+		k = get_uint(l, s, "uid_max", 1000, UINT32_MAX - 1, -1, &v);
+		failed |= k < 0;
 		r->uid_max = (uid_t)v;
-		if (v < 0)
+		if (k == 0 && v < 0)
 			loader_error(l, s, "class \"%s\" has no uid_max; add uid_max = 60999; or similar",
 				     r->name);
 		failed |= v < 0;
-		failed |= get_uint(l, s, "gid", 1000, UINT32_MAX - 1, -1, &v) < 0;
+		k = get_uint(l, s, "gid", 1000, UINT32_MAX - 1, -1, &v);
+		failed |= k < 0;
 		r->gid = (gid_t)v;
-		if (v < 0)
+		if (k == 0 && v < 0)
 			loader_error(l, s, "class \"%s\" has no gid; add the primary group's gid",
 				     r->name);
 		failed |= v < 0;

@@ -297,13 +297,16 @@ static void handle_issue(struct agent *a, const struct peer *peer, const struct 
 	lease_issue(a, peer->uid, rule, req, resp);
 }
 
-static void verify_failed(struct agent *a, const struct peer *peer, const struct mid_request *req,
-			  const char *lease, const char *why)
+/* Logs and audits a refused verification. A wrong credential counts
+ * towards lockout; a valid one refused by a condition does not, since
+ * its holder is not guessing. */
+static void verify_refused(struct agent *a, const struct peer *peer, const struct mid_request *req,
+			   const char *lease, const char *why, bool counts)
 {
 	const struct rule *rule = rule_of_account(a, req->account);
 	int r;
 
-	if (rule)
+	if (rule && counts)
 		lockout_record_failure(a, rule, req->account, req->rhost, now_realtime());
 
 	log_event(LOG_WARNING,
@@ -350,14 +353,16 @@ static void handle_verify(struct agent *a, const struct peer *peer, const struct
 		reply(resp, MID_ERR_UNMANAGED, "account is not managed by mid");
 		return;
 	}
-	if (lockout_check(a, rule, req->account, req->rhost, now, resp) < 0)
+	if (lockout_check(a, rule, req->account, req->rhost, now, resp) < 0) {
+		verify_refused(a, peer, req, NULL, "locked", false);
 		return;
+	}
 
 	r = token_parse(req->credential, strnlen(req->credential, sizeof(req->credential)),
 			a->host_key, lease_id, hash);
 	if (r < 0) {
-		verify_failed(a, peer, req, NULL,
-			      r == -EBADMSG ? "credential checksum mismatch" : "malformed credential");
+		verify_refused(a, peer, req, NULL,
+			      r == -EBADMSG ? "credential checksum mismatch" : "malformed credential", true);
 		reply(resp, MID_ERR_BAD_CREDENTIAL, "invalid credential");
 		return;
 	}
@@ -372,28 +377,28 @@ static void handle_verify(struct agent *a, const struct peer *peer, const struct
 	sodium_memzero(hash, sizeof(hash));
 
 	if (!hash_ok || strcmp(l.info.account, req->account) != 0) {
-		verify_failed(a, peer, req, lease_id,
-			      !found ? "unknown lease" : !hash_ok ? "wrong secret" : "credential of another account");
+		verify_refused(a, peer, req, lease_id,
+			      !found ? "unknown lease" : !hash_ok ? "wrong secret" : "credential of another account", true);
 		reply(resp, MID_ERR_BAD_CREDENTIAL, "invalid credential");
 		return;
 	}
 	if (l.info.state == MID_LEASE_REVOKED) {
-		verify_failed(a, peer, req, lease_id, "lease revoked");
+		verify_refused(a, peer, req, lease_id, "lease revoked", true);
 		reply(resp, MID_ERR_REVOKED, "lease %s was revoked", lease_id);
 		return;
 	}
 	if (l.info.state == MID_LEASE_EXPIRED || l.info.expires_at <= now) {
-		verify_failed(a, peer, req, lease_id, "lease expired");
+		verify_refused(a, peer, req, lease_id, "lease expired", true);
 		reply(resp, MID_ERR_EXPIRED, "lease %s has expired", lease_id);
 		return;
 	}
 	if (l.info.max_uses > 0 && l.info.uses >= l.info.max_uses) {
-		verify_failed(a, peer, req, lease_id, "no uses left");
+		verify_refused(a, peer, req, lease_id, "no uses left", true);
 		reply(resp, MID_ERR_EXHAUSTED, "lease %s has no uses left", lease_id);
 		return;
 	}
 	if (conditions_check_login(a, rule, &l, req, now, resp) < 0) {
-		verify_failed(a, peer, req, lease_id, resp->message);
+		verify_refused(a, peer, req, lease_id, resp->message, false);
 		return;
 	}
 
@@ -446,6 +451,9 @@ static int on_live_lease(const struct lease *l, void *userdata)
 {
 	struct live_search *s = userdata;
 
+	/* A used-up credential no longer keeps the account open. */
+	if (l->info.max_uses > 0 && l->info.uses >= l->info.max_uses)
+		return 0;
 	if (l->info.expires_at > s->now && (!s->any || l->info.expires_at > s->found.info.expires_at)) {
 		s->found = *l;
 		s->any = true;
@@ -522,6 +530,10 @@ static void handle_account(struct agent *a, const struct peer *peer, const struc
 		reply(resp, MID_ERR_UNMANAGED, "account is not managed by mid");
 		return;
 	}
+	/* A locked account stays shut for logins that skipped mid's
+	 * authentication too (public keys). */
+	if (lockout_check(a, rule, req->account, req->rhost, now_realtime(), resp) < 0)
+		return;
 	if (account_live_lease(a, req, resp) < 0)
 		return;
 	/* Hours and sources are checked again here: the account phase may
@@ -741,6 +753,41 @@ static void handle_status(struct agent *a, struct mid_response *resp)
 	reply(resp, MID_OK, "running");
 }
 
+/* Logs and audits a refused request that would have changed state, so a
+ * refusal leaves a trace as an acceptance does. */
+static void refusal_record(struct agent *a, const struct peer *peer, const struct mid_request *req,
+			   const struct mid_response *resp)
+{
+	const char *account = req->account[0] ? req->account : req->class_name;
+	struct audit_record rec = {
+		.event = "refused",
+		.account = account,
+		.lease = req->lease,
+		.peer_uid = peer->uid,
+		.detail = resp->message,
+	};
+	int r;
+
+	log_event(LOG_NOTICE,
+		  &(struct log_fields){.message_id = MID_MESSAGE_DENIED,
+				       .account = account,
+				       .lease = req->lease,
+				       .reason = resp->message,
+				       .peer_uid = peer->uid},
+		  "Refused %s request of UID %u: %s",
+		  mid_request_type_to_string((enum mid_request_type)req->type), (unsigned)peer->uid,
+		  mid_status_to_string((enum mid_status)resp->status));
+	r = store_begin(a->store);
+	if (r == 0)
+		r = store_audit_append(a->store, now_realtime(), &rec);
+	if (r == 0)
+		r = store_commit(a->store);
+	else
+		store_rollback(a->store);
+	if (r < 0)
+		log_error("Failed to record a refused request in the audit log: %s", strerror(-r));
+}
+
 void request_handle(struct agent *a, const struct peer *peer, const struct mid_request *req,
 		    struct mid_response *resp)
 {
@@ -797,4 +844,9 @@ void request_handle(struct agent *a, const struct peer *peer, const struct mid_r
 		reply(resp, MID_ERR_INVALID, "unknown request type %u", req->type);
 		break;
 	}
+
+	if ((req->type == MID_REQ_ISSUE || req->type == MID_REQ_RENEW ||
+	     req->type == MID_REQ_REVOKE) &&
+	    (resp->status == MID_ERR_DENIED || resp->status == MID_ERR_PERMISSION))
+		refusal_record(a, peer, req, resp);
 }

@@ -201,7 +201,7 @@ static int cmd_list(const struct options *o, int argc, char **argv)
 		if (resp->count == 0 || req.offset >= resp->total)
 			break;
 	}
-	if (o->json && r == 0)
+	if (o->json)
 		printf("],\"total\":%u}\n", resp->total);
 	free(resp);
 	return r;
@@ -216,6 +216,8 @@ static int cmd_status(const struct options *o, int argc, char **argv)
 
 	if (argc > 1)
 		return usage_error("status takes no arguments");
+	if (o->field)
+		return usage_error("--field works with issue, renew and revoke; use --json with status");
 	resp = calloc(1, sizeof(*resp));
 	if (!resp)
 		return EXIT_REFUSED;
@@ -320,6 +322,17 @@ int main(int argc, char **argv)
 	}
 	if (o.json && o.field)
 		return usage_error("--json and --field exclude each other");
+	if (o.field) {
+		struct mid_lease_info probe = {0};
+		char value[MID_TEXT_MAX + 64];
+
+		/* Checked before any request: a misspelt field must not issue a
+		 * credential that is then never printed. */
+		if (!lease_field(&probe, "", o.field, value, sizeof(value)))
+			return usage_error("unknown field \"%s\"; use lease, account, class, uid, gid, "
+					   "credential, expires_at, created_at, ttl, state, uses, max_uses or reason",
+					   o.field);
+	}
 	if (optind >= argc)
 		return usage_error("missing COMMAND");
 

@@ -14,3 +14,15 @@ if !ENABLE_SANITIZERS
 nss_mid_libnss_mid_la_LDFLAGS += -Wl,-z,defs
 endif
 EXTRA_DIST += nss_mid/nss_mid.map
+
+# glibc loads libnss_mid.so.2 by its soname, and PAM loads pam_mid.so:
+# the libtool archives and the development symlink would only mislead.
+install-exec-hook:
+	rm -f $(DESTDIR)$(libdir)/libnss_mid.la $(DESTDIR)$(libdir)/libnss_mid.so
+	rm -f $(DESTDIR)$(pammoddir)/pam_mid.la
+
+# The install hook removed the libtool archives that libtool's uninstall
+# mode reads, so the installed libraries are removed by name.
+uninstall-local:
+	rm -f $(DESTDIR)$(libdir)/libnss_mid.so.2 $(DESTDIR)$(libdir)/libnss_mid.so.2.*
+	rm -f $(DESTDIR)$(pammoddir)/pam_mid.so

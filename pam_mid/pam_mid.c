@@ -18,6 +18,13 @@
 #define LEASE_DATA "pam_mid_lease"
 #define PROMPT "Credential: "
 
+/* PAM data left by a successful authentication. The lease id comes first,
+ * so the data also reads as the lease id string. */
+struct verified_lease {
+	char lease[MID_LEASE_ID_MAX + 1];
+	int64_t expires_at; /* seconds since the Epoch */
+};
+
 struct options {
 	const char *socket_path;
 	const char *cache_path;
@@ -90,6 +97,8 @@ static int user_is_managed(const struct options *o, const char *user)
 	return r;
 }
 
+static int agent_says_managed(pam_handle_t *pamh, const struct options *o, const char *user);
+
 /* Reads and checks PAM_USER. Returns PAM_SUCCESS, PAM_IGNORE for a user
  * mid does not manage, or another PAM code. An invalid name is never
  * logged: people type passwords into the user field. */
@@ -113,9 +122,16 @@ static int user_get(pam_handle_t *pamh, const struct options *o, const char **re
 			pam_syslog(pamh, LOG_DEBUG, "account is not managed by mid; ignoring");
 		return PAM_IGNORE;
 	}
-	if (r < 0 && o->debug)
-		pam_syslog(pamh, LOG_DEBUG, "NSS cache %s unusable (%s); asking the agent",
-			   o->cache_path, strerror(-r));
+	if (r < 0) {
+		if (o->debug)
+			pam_syslog(pamh, LOG_DEBUG, "NSS cache %s unusable (%s); asking the agent",
+				   o->cache_path, strerror(-r));
+		/* Without the cache the agent decides, before anything is
+		 * prompted: a person's password must not reach the agent. */
+		r = agent_says_managed(pamh, o, user);
+		if (r != PAM_SUCCESS)
+			return r;
+	}
 	*ret_user = user;
 	return PAM_SUCCESS;
 }
@@ -147,6 +163,24 @@ static int agent_call(pam_handle_t *pamh, const struct options *o, const struct 
 	return PAM_SUCCESS;
 }
 
+/* Returns PAM_SUCCESS when the agent manages user, PAM_IGNORE when it does
+ * not, or PAM_AUTHINFO_UNAVAIL when it cannot be asked. */
+static int agent_says_managed(pam_handle_t *pamh, const struct options *o, const char *user)
+{
+	struct mid_request req = {.type = MID_REQ_ACCOUNT};
+	struct mid_response *resp = calloc(1, sizeof(*resp));
+	int r;
+
+	if (!resp)
+		return PAM_BUF_ERR;
+	snprintf(req.account, sizeof(req.account), "%s", user);
+	r = agent_call(pamh, o, &req, resp);
+	if (r == PAM_SUCCESS && (resp->status == MID_ERR_UNMANAGED || resp->status == MID_ERR_INVALID))
+		r = PAM_IGNORE;
+	free(resp);
+	return r;
+}
+
 static void cleanup_lease(pam_handle_t *pamh, void *data, int error_status)
 {
 	free(data);
@@ -154,13 +188,14 @@ static void cleanup_lease(pam_handle_t *pamh, void *data, int error_status)
 
 /* Gets the credential: from PAM_AUTHTOK with use_first_pass or
  * try_first_pass, else by prompting. The caller wipes and frees it. */
-static int credential_get(pam_handle_t *pamh, const struct options *o, char **ret)
+static int credential_get(pam_handle_t *pamh, const struct options *o, bool prompt_only,
+			  char **ret)
 {
 	const void *item = NULL;
 	char *answer = NULL;
 	int r;
 
-	if (o->use_first_pass || o->try_first_pass) {
+	if (!prompt_only && (o->use_first_pass || o->try_first_pass)) {
 		if (pam_get_item(pamh, PAM_AUTHTOK, &item) == PAM_SUCCESS && item) {
 			*ret = strdup(item);
 			return *ret ? PAM_SUCCESS : PAM_BUF_ERR;
@@ -230,31 +265,31 @@ static int status_to_auth(pam_handle_t *pamh, int flags, const char *user,
 	}
 }
 
-PAM_EXTERN MID_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc,
-					       const char **argv)
+static void credential_free(char *credential)
+{
+	if (credential) {
+		explicit_bzero(credential, strlen(credential));
+		free(credential);
+	}
+}
+
+/* Verifies one credential with the agent. Returns a PAM code; on success
+ * the verified lease is stored as PAM data for the later phases. */
+static int credential_verify(pam_handle_t *pamh, int flags, const struct options *o,
+			     const char *user, const char *credential, bool *ret_bad_credential)
 {
 	struct mid_request req = {.type = MID_REQ_VERIFY};
 	struct mid_response *resp = NULL;
-	const char *user = NULL;
-	char *credential = NULL;
-	struct options o;
-	size_t len;
+	struct verified_lease *data;
+	size_t len = strlen(credential);
 	int r;
 
-	options_parse(pamh, argc, argv, &o);
-	r = user_get(pamh, &o, &user);
-	if (r != PAM_SUCCESS)
-		return r;
-
-	r = credential_get(pamh, &o, &credential);
-	if (r != PAM_SUCCESS)
-		return r;
-	len = strlen(credential);
+	*ret_bad_credential = false;
 	if (len == 0 || len > MID_CREDENTIAL_MAX) {
 		pam_syslog(pamh, LOG_NOTICE, "authentication failure for %s: %s credential", user,
 			   len == 0 ? "empty" : "over-long");
-		r = PAM_AUTH_ERR;
-		goto out;
+		*ret_bad_credential = true;
+		return PAM_AUTH_ERR;
 	}
 
 	snprintf(req.account, sizeof(req.account), "%s", user);
@@ -266,29 +301,70 @@ PAM_EXTERN MID_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int
 		r = PAM_BUF_ERR;
 		goto out;
 	}
-	r = agent_call(pamh, &o, &req, resp);
+	r = agent_call(pamh, o, &req, resp);
 	if (r != PAM_SUCCESS)
 		goto out;
+	*ret_bad_credential = resp->status == MID_ERR_BAD_CREDENTIAL;
 	r = status_to_auth(pamh, flags, user, resp);
-	if (r == PAM_SUCCESS) {
-		char *lease = strdup(resp->lease.lease);
+	if (r != PAM_SUCCESS)
+		goto out;
 
-		if (!lease || pam_set_data(pamh, LEASE_DATA, lease, cleanup_lease) != PAM_SUCCESS) {
-			free(lease);
-			r = PAM_BUF_ERR;
-			goto out;
-		}
-		if (o.debug)
-			pam_syslog(pamh, LOG_DEBUG, "credential for %s verified, lease %s", user,
-				   resp->lease.lease);
+	data = calloc(1, sizeof(*data));
+	if (!data) {
+		r = PAM_BUF_ERR;
+		goto out;
 	}
+	snprintf(data->lease, sizeof(data->lease), "%s", resp->lease.lease);
+	data->expires_at = resp->lease.expires_at;
+	if (pam_set_data(pamh, LEASE_DATA, data, cleanup_lease) != PAM_SUCCESS) {
+		free(data);
+		r = PAM_BUF_ERR;
+		goto out;
+	}
+	if (o->debug)
+		pam_syslog(pamh, LOG_DEBUG, "credential for %s verified, lease %s", user,
+			   resp->lease.lease);
 out:
 	mid_request_wipe(&req);
-	if (credential) {
-		explicit_bzero(credential, strlen(credential));
-		free(credential);
-	}
 	free(resp);
+	return r;
+}
+
+PAM_EXTERN MID_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc,
+					       const char **argv)
+{
+	const char *user = NULL;
+	char *credential = NULL;
+	struct options o;
+	bool bad_credential = false;
+	int r;
+
+	options_parse(pamh, argc, argv, &o);
+	r = user_get(pamh, &o, &user);
+	if (r != PAM_SUCCESS)
+		return r;
+
+	r = credential_get(pamh, &o, false, &credential);
+	if (r != PAM_SUCCESS)
+		return r;
+	r = credential_verify(pamh, flags, &o, user, credential, &bad_credential);
+
+	/* With try_first_pass, a token from an earlier module that is not a
+	 * valid credential (typically the user's password) leads to a prompt. */
+	if (r == PAM_AUTH_ERR && bad_credential && o.try_first_pass && !o.use_first_pass) {
+		const void *item = NULL;
+
+		if (pam_get_item(pamh, PAM_AUTHTOK, &item) == PAM_SUCCESS && item &&
+		    strcmp(item, credential) == 0) {
+			credential_free(credential);
+			credential = NULL;
+			r = credential_get(pamh, &o, true, &credential);
+			if (r == PAM_SUCCESS)
+				r = credential_verify(pamh, flags, &o, user, credential,
+						      &bad_credential);
+		}
+	}
+	credential_free(credential);
 	return r;
 }
 

@@ -97,6 +97,15 @@ static void write_services(const char *dir)
 		      down);
 	write_service(dir, "mid_hung", "auth required %s %s\n", m, hung);
 	write_service(dir, "mid_opts", "auth required %s no_such_option timeout=abc %s\n", m, opts);
+	write_service(dir, "mid_nocache", "auth required %s socket=%s/agent.sock cache=%s/none\n",
+		      m, test_dir, test_dir);
+	write_service(dir, "mid_nocache_ignore",
+		      "auth [ignore=1 default=die] %s socket=%s/agent.sock cache=%s/none\n"
+		      "auth requisite pam_deny.so\nauth required pam_permit.so\n",
+		      m, test_dir, test_dir);
+	write_service(dir, "mid_nocache_down",
+		      "auth required %s socket=%s/missing.sock cache=%s/none\n", m, test_dir,
+		      test_dir);
 }
 
 static void issue(const char *account, const char *class_name, uint32_t ttl, char *credential,
@@ -398,6 +407,41 @@ static void try_first_pass_prompts(void **state)
 	assert_auth("mid_try", "nobody", cred, PAM_SUCCESS);
 }
 
+static void try_first_pass_wrong_token(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+
+	/* An earlier module's token that is not a credential (a password)
+	 * makes try_first_pass prompt. */
+	issue("nobody", NULL, 0, cred, NULL);
+	setenv("PAM_AUTHTOK", "hunter2", 1);
+	assert_auth("mid_try", "nobody", cred, PAM_SUCCESS);
+	unsetenv("PAM_AUTHTOK");
+}
+
+static void no_cache_managed_verified(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+
+	issue("nobody", NULL, 0, cred, NULL);
+	assert_auth("mid_nocache", "nobody", cred, PAM_SUCCESS);
+}
+
+static void no_cache_unmanaged_not_prompted(void **state)
+{
+	struct pam_testcase tests[] = {pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS)};
+	struct pamtest_conv_data conv = {.in_echo_off = NULL};
+
+	/* No answer is available: a prompt would fail the conversation. */
+	assert_int_equal(_pamtest("mid_nocache_ignore", "root", &conv, tests, 1, NULL),
+			 PAMTEST_ERR_OK);
+}
+
+static void no_cache_agent_down_fails_closed(void **state)
+{
+	assert_auth("mid_nocache_down", "root", "x", PAM_AUTHINFO_UNAVAIL);
+}
+
 static void unknown_options_ignored(void **state)
 {
 	char cred[MID_CREDENTIAL_MAX + 1];
@@ -477,6 +521,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(use_first_pass_missing),
 		cmocka_unit_test(try_first_pass_prompts),
 		cmocka_unit_test(unknown_options_ignored),
+		cmocka_unit_test(try_first_pass_wrong_token),
+		cmocka_unit_test(no_cache_managed_verified),
+		cmocka_unit_test(no_cache_unmanaged_not_prompted),
+		cmocka_unit_test(no_cache_agent_down_fails_closed),
 	};
 	const char *dir = getenv("MID_PAM_TEST_DIR");
 	char cmd[400];
