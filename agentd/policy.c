@@ -531,6 +531,7 @@ static int load_rule(struct loader *l, const config_setting_t *s, const struct p
 	const char *what = ephemeral ? "class" : "account";
 	long long v;
 	int failed = 0, k;
+	bool have_uids = true;
 
 	r->ephemeral = ephemeral;
 	r->line = config_setting_source_line(s);
@@ -580,6 +581,7 @@ static int load_rule(struct loader *l, const config_setting_t *s, const struct p
 		failed |= get_string(l, s, "gecos", "mid ephemeral account", &r->gecos) < 0;
 		k = get_uint(l, s, "uid_min", 1000, UINT32_MAX - 1, -1, &v);
 		failed |= k < 0;
+		have_uids &= k == 0 && v >= 0;
 		r->uid_min = (uid_t)v;
 		if (k == 0 && v < 0)
 			loader_error(l, s, "class \"%s\" has no uid_min; add uid_min = 60000; or similar",
@@ -587,6 +589,7 @@ static int load_rule(struct loader *l, const config_setting_t *s, const struct p
 		failed |= v < 0;
 		k = get_uint(l, s, "uid_max", 1000, UINT32_MAX - 1, -1, &v);
 		failed |= k < 0;
+		have_uids &= k == 0 && v >= 0;
 		r->uid_max = (uid_t)v;
 		if (k == 0 && v < 0)
 			loader_error(l, s, "class \"%s\" has no uid_max; add uid_max = 60999; or similar",
@@ -611,7 +614,7 @@ static int load_rule(struct loader *l, const config_setting_t *s, const struct p
 				     r->name);
 			failed = 1;
 		}
-		if (r->uid_min > r->uid_max) {
+		if (have_uids && r->uid_min > r->uid_max) {
 			loader_error(l, s, "class \"%s\": uid_min %u is above uid_max %u", r->name,
 				     (unsigned)r->uid_min, (unsigned)r->uid_max);
 			failed = 1;

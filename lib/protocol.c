@@ -338,6 +338,20 @@ ssize_t mid_response_encode(const struct mid_response *resp, void *buf, size_t s
 	return (ssize_t)w.pos;
 }
 
+/* Checks the enumerated state byte of every entry of a decoded page. */
+static bool page_states_valid(const struct mid_response *resp)
+{
+	for (size_t i = 0; i < resp->count; i++) {
+		if (resp->type == MID_REQ_LIST && resp->entries[i].state > MID_LEASE_EXPIRED)
+			return false;
+		if (resp->type == MID_REQ_SESSIONS && resp->sessions[i].state > MID_SESSION_TERMINATED)
+			return false;
+		if (resp->type == MID_REQ_REQUESTS && resp->approvals[i].state > MID_APPROVAL_COLLECTED)
+			return false;
+	}
+	return true;
+}
+
 /* The response is large (a page of entries), so it is decoded in place and
  * cleared on failure rather than copied. */
 int mid_response_decode(const void *buf, size_t size, struct mid_response *ret)
@@ -382,6 +396,8 @@ int mid_response_decode(const void *buf, size_t size, struct mid_response *ret)
 				c.error = -EMSGSIZE;
 			for (size_t i = 0; c.error == 0 && i < ret->count; i++)
 				get_fields(&c, entries + i * entry_size, fields, n);
+			if (c.error == 0 && !page_states_valid(ret))
+				c.error = -EBADMSG;
 		}
 	}
 

@@ -158,6 +158,14 @@ struct mid_audit_info {
 	char hash[65]; /* hex BLAKE2b-256 of this record, chained to the previous */
 };
 
+enum mid_approval_state {
+	MID_APPROVAL_PENDING = 0,
+	MID_APPROVAL_APPROVED = 1,
+	MID_APPROVAL_DENIED = 2,
+	MID_APPROVAL_EXPIRED = 3,
+	MID_APPROVAL_COLLECTED = 4,
+};
+
 struct mid_approval_info {
 	char id[MID_ID_MAX + 1];
 	char account[MID_NAME_MAX + 1];
@@ -167,7 +175,7 @@ struct mid_approval_info {
 	uint32_t required;
 	int64_t created_at;
 	int64_t expires_at;
-	uint8_t state; /* 0 pending, 1 approved, 2 denied, 3 expired, 4 collected */
+	uint8_t state; /* enum mid_approval_state */
 	char reason[MID_TEXT_MAX + 1];
 };
 
@@ -203,8 +211,9 @@ struct mid_response {
 MID_MUST_CHECK ssize_t mid_request_encode(const struct mid_request *req, void *buf, size_t size);
 MID_MUST_CHECK ssize_t mid_response_encode(const struct mid_response *resp, void *buf, size_t size);
 /* Decoders return 0, -EBADMSG (short or malformed), -EMSGSIZE (a field too
- * long), -EPROTO (wrong version) or -EOPNOTSUPP (unknown type); ret is
- * written only on success. */
+ * long), -EPROTO (wrong version) or -EOPNOTSUPP (unknown type). A request
+ * is written to ret only on success; a response is decoded in place and
+ * ret is cleared on failure. */
 MID_MUST_CHECK int mid_request_decode(const void *buf, size_t size, struct mid_request *ret);
 MID_MUST_CHECK int mid_response_decode(const void *buf, size_t size, struct mid_response *ret);
 

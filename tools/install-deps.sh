@@ -6,7 +6,7 @@ packages="build-essential autoconf automake libtool pkg-config
 libpam0g-dev libsodium-dev libconfig-dev libsystemd-dev libsqlite3-dev
 libcmocka-dev libpam-wrapper libpamtest0-dev libnss-wrapper libuid-wrapper
 pamtester openssh-server openssh-client sshpass iproute2 util-linux systemd
-valgrind clang sqlite3"
+valgrind clang libclang-rt-14-dev sqlite3 dbus"
 
 missing=
 for p in $packages; do

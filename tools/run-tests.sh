@@ -63,8 +63,30 @@ build() {
 echo "== autoreconf"
 autoreconf -fi >/dev/null 2>&1 || { echo "run-tests: autoreconf failed" >&2; exit 1; }
 
+# fuzz_smoke SECONDS: builds every libFuzzer target and runs each briefly;
+# each target counts as one test.
+fuzz_smoke() {
+	dir=$top/build-fuzz
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	echo "== fuzz smoke run: ${1}s per target"
+	if ! "$top/fuzz/build.sh" "$dir" >"$dir/build.out" 2>&1; then
+		tail -20 "$dir/build.out"
+		echo "not ok - fuzz targets build"
+		failed=$((failed + 1))
+		return
+	fi
+	"$top/fuzz/run.sh" "$dir" "$1" >"$dir/run.out" 2>&1
+	grep -E '^fuzz_' "$dir/run.out" | while read -r line; do echo "[fuzz] $line"; done
+	ok=$(grep -cE '^fuzz_.* ok$' "$dir/run.out")
+	bad=$(grep -cE '^fuzz_.* FAILED' "$dir/run.out")
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+}
+
 build plain
 if [ -z "$quick" ]; then
+	fuzz_smoke 5
 	build sanitizers --enable-sanitizers
 	echo "== make distcheck"
 	if (cd "$top/build-plain" && make -j2 -s distcheck >distcheck.out 2>&1); then
