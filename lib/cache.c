@@ -39,6 +39,20 @@ static bool index_is_valid(const struct mid_cache_header *h, uint64_t off, uint3
 	return section_is_valid(h, off, buckets, sizeof(uint32_t));
 }
 
+static bool layout_is_exact(const struct mid_cache_header *h)
+{
+	struct mid_cache_header expected = *h;
+
+	mid_cache_layout(&expected);
+	return expected.users_off == h->users_off && expected.groups_off == h->groups_off &&
+	       expected.user_name_index_off == h->user_name_index_off &&
+	       expected.user_uid_index_off == h->user_uid_index_off &&
+	       expected.group_name_index_off == h->group_name_index_off &&
+	       expected.group_gid_index_off == h->group_gid_index_off &&
+	       expected.managed_index_off == h->managed_index_off &&
+	       expected.strings_off == h->strings_off && expected.file_size == h->file_size;
+}
+
 static int header_validate(const struct mid_cache_header *h, const uint8_t *map, uint64_t size)
 {
 	if (memcmp(h->magic, MID_CACHE_MAGIC, sizeof(h->magic)) != 0)
@@ -75,6 +89,10 @@ static int header_validate(const struct mid_cache_header *h, const uint8_t *map,
 	if (map[h->strings_off] != '\0' || map[h->strings_off + h->strings_size - 1] != '\0')
 		return -EBADMSG;
 
+	/* Bounds alone would let two sections overlap, and a group read from
+	 * the users section could then come out as gid 0. */
+	if (!layout_is_exact(h))
+		return -EBADMSG;
 	return 0;
 }
 

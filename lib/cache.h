@@ -80,6 +80,37 @@ struct mid_cache_group {
 	int64_t expires_at;
 };
 
+/* Fills in the section offsets and the file size that the counts, bucket
+ * counts and strings_size of h imply. Sections follow the header in the
+ * order listed above, each starting at a multiple of 8 bytes. The writer
+ * lays files out with it and the reader accepts no other layout, so no two
+ * sections can overlap. */
+static inline void mid_cache_layout(struct mid_cache_header *h)
+{
+	const uint64_t sizes[] = {
+		(uint64_t)h->n_users * sizeof(struct mid_cache_user),
+		(uint64_t)h->n_groups * sizeof(struct mid_cache_group),
+		(uint64_t)h->user_buckets * sizeof(uint32_t),
+		(uint64_t)h->user_buckets * sizeof(uint32_t),
+		(uint64_t)h->group_buckets * sizeof(uint32_t),
+		(uint64_t)h->group_buckets * sizeof(uint32_t),
+		(uint64_t)h->managed_buckets * sizeof(uint32_t),
+	};
+	uint64_t *const offsets[] = {
+		&h->users_off,		  &h->groups_off,	    &h->user_name_index_off,
+		&h->user_uid_index_off,	  &h->group_name_index_off, &h->group_gid_index_off,
+		&h->managed_index_off,
+	};
+	uint64_t off = (sizeof(*h) + 7) & ~(uint64_t)7;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		*offsets[i] = off;
+		off = (off + sizes[i] + 7) & ~(uint64_t)7;
+	}
+	h->strings_off = off;
+	h->file_size = off + h->strings_size;
+}
+
 /* A user record as the reader returns it; the strings point into the map. */
 struct mid_cache_user_view {
 	const char *name;

@@ -9,7 +9,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#define SECTION_ALIGN	  8u
 #define INDEX_MIN_BUCKETS 8u
 
 /* Kind of value stored in an index, which decides how values are hashed
@@ -493,17 +492,10 @@ int mid_cache_builder_add_managed(struct mid_cache_builder *b, const char *name)
 	return 0;
 }
 
-static uint64_t align_up(uint64_t off)
-{
-	return (off + SECTION_ALIGN - 1) & ~(uint64_t)(SECTION_ALIGN - 1);
-}
-
 /* Places the sections one after another in the order cache.h lists them. */
 static void header_layout(const struct mid_cache_builder *b, uint64_t generation, int64_t now,
 			  struct mid_cache_header *h)
 {
-	uint64_t off = align_up(sizeof(*h));
-
 	*h = (struct mid_cache_header){
 	    .version = MID_CACHE_VERSION,
 	    .header_size = sizeof(*h),
@@ -519,22 +511,7 @@ static void header_layout(const struct mid_cache_builder *b, uint64_t generation
 	};
 	memcpy(h->magic, MID_CACHE_MAGIC, sizeof(h->magic));
 
-	h->users_off = off;
-	off = align_up(off + (uint64_t)b->n_users * sizeof(struct mid_cache_user));
-	h->groups_off = off;
-	off = align_up(off + (uint64_t)b->n_groups * sizeof(struct mid_cache_group));
-	h->user_name_index_off = off;
-	off = align_up(off + (uint64_t)h->user_buckets * sizeof(uint32_t));
-	h->user_uid_index_off = off;
-	off = align_up(off + (uint64_t)h->user_buckets * sizeof(uint32_t));
-	h->group_name_index_off = off;
-	off = align_up(off + (uint64_t)h->group_buckets * sizeof(uint32_t));
-	h->group_gid_index_off = off;
-	off = align_up(off + (uint64_t)h->group_buckets * sizeof(uint32_t));
-	h->managed_index_off = off;
-	off = align_up(off + (uint64_t)h->managed_buckets * sizeof(uint32_t));
-	h->strings_off = off;
-	h->file_size = off + b->strings_size;
+	mid_cache_layout(h);
 }
 
 static int pwrite_all(int fd, const void *data, size_t size, uint64_t off)

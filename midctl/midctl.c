@@ -328,9 +328,10 @@ int main(int argc, char **argv)
 
 		/* Checked before any request: a misspelt field must not issue a
 		 * credential that is then never printed. */
-		if (!lease_field(&probe, "", o.field, value, sizeof(value)))
+		if (!lease_field(&probe, "", o.field, value, sizeof(value)) &&
+		    strcmp(o.field, "request") != 0)
 			return usage_error("unknown field \"%s\"; use lease, account, class, uid, gid, "
-					   "credential, expires_at, created_at, ttl, state, uses, max_uses or reason",
+					   "credential, expires_at, created_at, ttl, state, uses, max_uses, reason or request",
 					   o.field);
 	}
 	if (optind >= argc)
