@@ -168,8 +168,8 @@ static const struct rule *issue_find_rule(struct agent *a, const struct mid_requ
 
 /* Checks ttl and uses against the rule: a request may narrow the policy,
  * never widen it. */
-static int issue_check_limits(const struct rule *rule, const struct mid_request *req,
-			      struct mid_response *resp)
+int issue_check_limits(const struct rule *rule, const struct mid_request *req,
+		       struct mid_response *resp)
 {
 	char ttl_text[32], max_text[32];
 	uint64_t ttl = req->ttl ? req->ttl : rule->ttl;

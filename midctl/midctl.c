@@ -20,13 +20,14 @@ static void usage(FILE *f)
 		"  issue ACCOUNT [--ttl D] [--uses N] [--reason TEXT]   credential for an account\n"
 		"  issue --class CLASS [--ttl D] [--uses N] [--reason TEXT]\n"
 		"                                          credential for a new ephemeral account\n"
+		"  issue ... --wait [--timeout D]          wait for approval, then print the credential\n"
 		"  renew LEASE [--ttl D]                   extend a lease, up to its max_ttl\n"
 		"  revoke LEASE [--reason TEXT]            end a lease now\n"
 		"  list                                    show leases (root sees all)\n"
 		"  status                                  show the agent's state\n"
 		"  requests                                show approval requests\n"
 		"  approve ID [--reason TEXT]              approve a pending request\n"
-		"  deny ID [--reason TEXT]                 deny a pending request\n"
+		"  deny ID --reason TEXT                   deny a pending request\n"
 		"  collect ID                              collect the credential of an approved request\n"
 		"  explain ACCOUNT|--class CLASS [--service S] [--source ADDR] [--at TIME] [--as USER]\n"
 		"                                          show which rule allows or denies, issuing nothing\n"
@@ -47,7 +48,8 @@ static void usage(FILE *f)
 		"  -h, --help          show this help\n"
 		"  -V, --version       show the version\n\n"
 		"Durations read as 30s, 15m, 8h, 2d or 1h30m.\n"
-		"Exit status: 0 success, 1 refused by the agent, 2 usage error, 3 agent unreachable.\n",
+		"Exit status: 0 success, 1 refused by the agent, 2 usage error, 3 agent unreachable,\n"
+		"4 waiting for approval (issue or collect printed a request ID, not a credential).\n",
 		MID_DEFAULT_SOCKET);
 }
 
@@ -57,11 +59,13 @@ static int cmd_issue(const struct options *o, int argc, char **argv)
 		{"class", required_argument, NULL, 'C'}, {"ttl", required_argument, NULL, 'T'},
 		{"uses", required_argument, NULL, 'U'},  {"reason", required_argument, NULL, 'R'},
 		{"service", required_argument, NULL, 'S'}, {"source", required_argument, NULL, 'O'},
+		{"wait", no_argument, NULL, 'W'},          {"timeout", required_argument, NULL, 'D'},
 		{},
 	};
 	struct mid_request req = {.type = MID_REQ_ISSUE};
-	struct mid_response *resp;
-	int c, r;
+	uint32_t wait_timeout = 0;
+	bool wait = false;
+	int c;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
@@ -91,6 +95,13 @@ static int cmd_issue(const struct options *o, int argc, char **argv)
 			if (copy_arg(req.sources, sizeof(req.sources), optarg, "source list") < 0)
 				return EXIT_USAGE;
 			break;
+		case 'W':
+			wait = true;
+			break;
+		case 'D':
+			if (parse_ttl(optarg, &wait_timeout) < 0)
+				return EXIT_USAGE;
+			break;
 		default:
 			return usage_error("invalid option for issue");
 		}
@@ -106,16 +117,10 @@ static int cmd_issue(const struct options *o, int argc, char **argv)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
 	if (!req.account[0] && !req.class_name[0])
 		return usage_error("issue needs an ACCOUNT or --class CLASS");
+	if (wait_timeout && !wait)
+		return usage_error("--timeout of issue works only with --wait");
 
-	resp = calloc(1, sizeof(*resp));
-	if (!resp)
-		return EXIT_REFUSED;
-	r = call(o, &req, resp);
-	if (r == 0)
-		r = print_lease(o, &resp->lease, resp->credential);
-	mid_response_wipe(resp);
-	free(resp);
-	return r;
+	return issue_send(o, &req, wait, wait_timeout);
 }
 
 static int lease_command(const struct options *o, uint8_t type, int argc, char **argv)

@@ -13,6 +13,7 @@
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3
+#define EXIT_PENDING 4 /* the request waits for approval: no credential yet */
 
 struct options {
 	const char *socket_path;
@@ -37,11 +38,22 @@ int print_lease(const struct options *o, const struct mid_lease_info *l, const c
 /* Sends req; returns 0 on MID_OK, else prints the reason and returns the
  * exit status. */
 int call(const struct options *o, const struct mid_request *req, struct mid_response *resp);
+/* Like call(), and with accept_pending a MID_PENDING reply returns 0 too. */
+int call_accepting(const struct options *o, const struct mid_request *req,
+		   struct mid_response *resp, bool accept_pending);
 MID_MUST_CHECK int parse_ttl(const char *text, uint32_t *ret);
 MID_MUST_CHECK int parse_uses(const char *text, uint32_t *ret);
 MID_MUST_CHECK int copy_arg(char *dst, size_t size, const char *value, const char *what);
 /* Allocates a zeroed response; exits on allocation failure. */
 struct mid_response *response_new(void);
+
+/* Sends an ISSUE request and prints the credential. For a rule that
+ * needs approval it prints the pending request and returns EXIT_PENDING,
+ * or with wait polls until the request is approved (printing the
+ * credential), denied, expired, or wait_timeout seconds passed (0: until
+ * the request expires). */
+int issue_send(const struct options *o, const struct mid_request *req, bool wait,
+	       uint32_t wait_timeout);
 
 /* Commands, each given argv[0] = its name. */
 int cmd_approve(const struct options *o, int argc, char **argv);

@@ -146,6 +146,12 @@ int print_lease(const struct options *o, const struct mid_lease_info *l,
 
 int call(const struct options *o, const struct mid_request *req, struct mid_response *resp)
 {
+	return call_accepting(o, req, resp, false);
+}
+
+int call_accepting(const struct options *o, const struct mid_request *req,
+		   struct mid_response *resp, bool accept_pending)
+{
 	int r = mid_client_call(o->socket_path, o->timeout_ms, req, resp);
 
 	if (r == -ENOENT || r == -ECONNREFUSED) {
@@ -163,7 +169,7 @@ int call(const struct options *o, const struct mid_request *req, struct mid_resp
 			strerror(-r));
 		return EXIT_UNREACHABLE;
 	}
-	if (resp->status != MID_OK) {
+	if (resp->status != MID_OK && !(accept_pending && resp->status == MID_PENDING)) {
 		fprintf(stderr, "midctl: %s: %s\n", mid_status_to_string(resp->status), resp->message);
 		return EXIT_REFUSED;
 	}

@@ -14,4 +14,5 @@ include $(srcdir)/tests/unit/local.mk
 include $(srcdir)/tests/nss/local.mk
 include $(srcdir)/tests/pam/local.mk
 include $(srcdir)/tests/e2e/local.mk
+include $(srcdir)/tests/policy/local.mk
 include $(srcdir)/tests/hardening/local.mk
