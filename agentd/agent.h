@@ -69,8 +69,8 @@ void reply(struct mid_response *resp, enum mid_status status, const char *fmt, .
 void reply_store_error(struct mid_response *resp, int r);
 /* Checks ttl and uses of an issue request against rule: a request may
  * narrow the policy, never widen it. Returns 0, or -EPERM with a reply. */
-MID_MUST_CHECK int issue_check_limits(const struct rule *rule, const struct mid_request *req,
-				      struct mid_response *resp);
+MID_MUST_CHECK int issue_check_limits(const struct agent *a, const struct rule *rule,
+				      const struct mid_request *req, struct mid_response *resp);
 /* Issues a lease and credential under rule, after every check passed;
  * approvals call it when a request is collected. */
 void lease_issue(struct agent *a, uid_t requester_uid, const struct rule *rule,

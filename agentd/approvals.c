@@ -782,7 +782,7 @@ static void handle_collect(struct agent *a, const struct peer *peer, const struc
 		      (unsigned)peer->uid, request_kind(&ar), request_target(&ar), ar.id);
 		return;
 	}
-	if (issue_check_limits(rule, &ar.issue, resp) < 0)
+	if (issue_check_limits(a, rule, &ar.issue, resp) < 0)
 		return;
 	if (conditions_check_issue(a, rule, &ar.issue, now, resp) < 0)
 		return;

@@ -245,7 +245,8 @@ int conditions_check_login(struct agent *a, const struct rule *rule, const struc
 	}
 	if (l->info.sources[0] && !csv_source_matches(l->info.sources, req->rhost)) {
 		reply(resp, MID_ERR_DENIED,
-		      "this credential was narrowed at issue to sources %s, not %s", l->info.sources,
+		      "%s %s (%s:%d): this credential was narrowed at issue to sources %s, not %s",
+		      rule_kind(rule), rule->name, a->policy->path, rule->line, l->info.sources,
 		      rhost);
 		return -EPERM;
 	}

@@ -217,11 +217,18 @@ static int delete_key(struct agent *a, const char *key)
 	return changed;
 }
 
+static bool rhost_is_valid(const char *rhost)
+{
+	for (const unsigned char *p = (const unsigned char *)rhost; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f)
+			return false;
+	return true;
+}
+
 void lockout_handle_unlock(struct agent *a, const struct peer *peer,
 			   const struct mid_request *req, struct mid_response *resp)
 {
 	char key[MID_HOST_MAX + 16];
-	struct netaddr n;
 	int r, cleared = 0;
 
 	if (peer->uid != 0) {
@@ -236,8 +243,10 @@ void lockout_handle_unlock(struct agent *a, const struct peer *peer,
 		reply(resp, MID_ERR_INVALID, "invalid account name");
 		return;
 	}
-	if (req->rhost[0] && netaddr_parse(req->rhost, &n) < 0) {
-		reply(resp, MID_ERR_INVALID, "invalid source address: give an IPv4 or IPv6 address");
+	/* A lock is keyed by PAM_RHOST as given, which may be a host name. */
+	if (req->rhost[0] && !rhost_is_valid(req->rhost)) {
+		reply(resp, MID_ERR_INVALID,
+		      "invalid source: give the address or host name that was locked");
 		return;
 	}
 

@@ -164,7 +164,7 @@ static int get_name_list(struct loader *l, const config_setting_t *parent, const
 			 char ***ret, size_t *ret_n)
 {
 	const config_setting_t *s = config_setting_get_member(parent, key);
-	int n;
+	int n, failed = 0;
 
 	*ret = NULL;
 	*ret_n = 0;
@@ -185,13 +185,14 @@ static int get_name_list(struct loader *l, const config_setting_t *parent, const
 		if (!name || !name_is_valid(name)) {
 			loader_error(l, e, "invalid name in %s: %s", key,
 				     name ? name : "(not a string)");
-			return -EINVAL;
+			failed = 1;
+			continue;
 		}
 		(*ret)[(*ret_n)++] = strdup(name);
 		if (!(*ret)[*ret_n - 1])
 			return -ENOMEM;
 	}
-	return 0;
+	return failed ? -EINVAL : 0;
 }
 
 static int get_bool(struct loader *l, const config_setting_t *group, const char *key,
@@ -661,6 +662,9 @@ static int load_rules(struct loader *l, const config_t *cfg, const struct policy
 
 		(*ret_n)++;
 		if (load_rule(l, s, p, ephemeral, r) < 0) {
+			/* No prefix: check_classes skips a class that failed. */
+			free(r->prefix);
+			r->prefix = NULL;
 			failed = 1;
 			continue;
 		}
@@ -780,16 +784,18 @@ int policy_load(const char *path, struct policy **ret, struct policy_errors *err
 		};
 		const config_setting_t *root = config_root_setting(&cfg);
 
-		if (get_lockout(&l, root, &defaults, &p->lockout) < 0 ||
-		    get_timezone(&l, root, &p->timezone) < 0 ||
-		    get_duration(&l, root, "audit_retention", 0, &p->audit_retention) < 0)
+		if (get_lockout(&l, root, &defaults, &p->lockout) < 0)
+			r = -EINVAL;
+		if (get_timezone(&l, root, &p->timezone) < 0)
+			r = -EINVAL;
+		if (get_duration(&l, root, "audit_retention", 0, &p->audit_retention) < 0)
 			r = -EINVAL;
 	}
 	if (load_rules(&l, &cfg, p, "accounts", false, &p->accounts, &p->n_accounts) < 0)
 		r = -EINVAL;
 	if (load_rules(&l, &cfg, p, "classes", true, &p->classes, &p->n_classes) < 0)
 		r = -EINVAL;
-	if (r == 0 && check_classes(&l, &cfg, p) < 0)
+	if (check_classes(&l, &cfg, p) < 0)
 		r = -EINVAL;
 	if (get_principals(&l, config_root_setting(&cfg), "verifiers", &p->verifiers) < 0)
 		r = -EINVAL;

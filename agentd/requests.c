@@ -168,8 +168,8 @@ static const struct rule *issue_find_rule(struct agent *a, const struct mid_requ
 
 /* Checks ttl and uses against the rule: a request may narrow the policy,
  * never widen it. */
-int issue_check_limits(const struct rule *rule, const struct mid_request *req,
-		       struct mid_response *resp)
+int issue_check_limits(const struct agent *a, const struct rule *rule,
+		       const struct mid_request *req, struct mid_response *resp)
 {
 	char ttl_text[32], max_text[32];
 	uint64_t ttl = req->ttl ? req->ttl : rule->ttl;
@@ -178,14 +178,16 @@ int issue_check_limits(const struct rule *rule, const struct mid_request *req,
 	if (ttl > rule->max_ttl) {
 		duration_format(ttl, ttl_text, sizeof(ttl_text));
 		duration_format(rule->max_ttl, max_text, sizeof(max_text));
-		reply(resp, MID_ERR_DENIED, "ttl %s is above max_ttl %s of %s %s; ask for %s or less",
-		      ttl_text, max_text, rule->ephemeral ? "class" : "account", rule->name, max_text);
+		reply(resp, MID_ERR_DENIED, "ttl %s is above max_ttl %s of %s %s (%s:%d); ask for %s or less",
+		      ttl_text, max_text, rule->ephemeral ? "class" : "account", rule->name,
+		      a->policy->path, rule->line, max_text);
 		return -EPERM;
 	}
 	if (rule->max_uses > 0 && (uses == 0 || uses > rule->max_uses)) {
-		reply(resp, MID_ERR_DENIED, "%s %s allows at most %u uses per credential; ask for %u or fewer",
-		      rule->ephemeral ? "class" : "account", rule->name, rule->max_uses,
-		      rule->max_uses);
+		reply(resp, MID_ERR_DENIED,
+		      "%s %s (%s:%d) allows at most %u uses per credential; ask for %u or fewer",
+		      rule->ephemeral ? "class" : "account", rule->name, a->policy->path, rule->line,
+		      rule->max_uses, rule->max_uses);
 		return -EPERM;
 	}
 	return 0;
@@ -284,11 +286,12 @@ static void handle_issue(struct agent *a, const struct peer *peer, const struct 
 		return;
 	if (!peer_in_principals(peer, &rule->requesters)) {
 		reply(resp, MID_ERR_PERMISSION,
-		      "UID %u may not request credentials for %s %s; add the user or one of its groups to its requesters",
-		      (unsigned)peer->uid, rule->ephemeral ? "class" : "account", rule->name);
+		      "UID %u may not request credentials for %s %s (%s:%d); add the user or one of its groups to its requesters",
+		      (unsigned)peer->uid, rule->ephemeral ? "class" : "account", rule->name,
+		      a->policy->path, rule->line);
 		return;
 	}
-	if (issue_check_limits(rule, req, resp) < 0)
+	if (issue_check_limits(a, rule, req, resp) < 0)
 		return;
 	if (conditions_check_issue(a, rule, req, now_realtime(), resp) < 0)
 		return;
@@ -656,8 +659,9 @@ static void handle_renew(struct agent *a, const struct peer *peer, const struct 
 		return;
 	}
 	if (!rule->renew) {
-		reply(resp, MID_ERR_DENIED, "%s %s does not allow renewal (renew = false); issue a new credential",
-		      rule->ephemeral ? "class" : "account", rule->name);
+		reply(resp, MID_ERR_DENIED,
+		      "%s %s (%s:%d) does not allow renewal (renew = false); issue a new credential",
+		      rule->ephemeral ? "class" : "account", rule->name, a->policy->path, rule->line);
 		return;
 	}
 
@@ -668,8 +672,9 @@ static void handle_renew(struct agent *a, const struct peer *peer, const struct 
 		duration_format(rule->max_ttl, max_text, sizeof(max_text));
 		if (l.info.expires_at >= l.info.max_expires_at) {
 			reply(resp, MID_ERR_DENIED,
-			      "lease %s already runs to its max_ttl of %s from issue; issue a new credential",
-			      l.info.lease, max_text);
+			      "lease %s already runs to max_ttl %s of %s %s (%s:%d) from issue; issue a new credential",
+			      l.info.lease, max_text, rule->ephemeral ? "class" : "account",
+			      rule->name, a->policy->path, rule->line);
 			return;
 		}
 		expires_at = l.info.max_expires_at;

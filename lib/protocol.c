@@ -312,14 +312,15 @@ ssize_t mid_response_encode(const struct mid_response *resp, void *buf, size_t s
 	writer_put_u8(&w, resp->status);
 	writer_put_str(&w, resp->message);
 	writer_put_str(&w, resp->id);
+	/* Detail also explains a refusal, such as the errors of a reload. */
+	if (type_returns_detail(resp->type))
+		writer_put_str(&w, resp->detail);
 
 	if (resp->status == MID_OK) {
 		if (type_returns_lease(resp->type))
 			put_fields(&w, &resp->lease, lease_fields, MID_ELEMENTSOF(lease_fields));
 		if (type_returns_credential(resp->type))
 			writer_put_str(&w, resp->credential);
-		if (type_returns_detail(resp->type))
-			writer_put_str(&w, resp->detail);
 		if (resp->type == MID_REQ_STATUS)
 			put_fields(&w, &resp->agent, status_fields, MID_ELEMENTSOF(status_fields));
 		if (response_page(resp->type, (struct mid_response *)resp, &fields, &n, &entries,
@@ -376,6 +377,8 @@ int mid_response_decode(const void *buf, size_t size, struct mid_response *ret)
 		c.error = -EBADMSG;
 	cursor_get_cstr(&c, ret->message, sizeof(ret->message));
 	cursor_get_cstr(&c, ret->id, sizeof(ret->id));
+	if (c.error == 0 && type_returns_detail(ret->type))
+		cursor_get_cstr(&c, ret->detail, sizeof(ret->detail));
 
 	if (c.error == 0 && ret->status == MID_OK) {
 		if (type_returns_lease(ret->type)) {
@@ -385,8 +388,6 @@ int mid_response_decode(const void *buf, size_t size, struct mid_response *ret)
 		}
 		if (type_returns_credential(ret->type))
 			cursor_get_cstr(&c, ret->credential, sizeof(ret->credential));
-		if (type_returns_detail(ret->type))
-			cursor_get_cstr(&c, ret->detail, sizeof(ret->detail));
 		if (ret->type == MID_REQ_STATUS)
 			get_fields(&c, &ret->agent, status_fields, MID_ELEMENTSOF(status_fields));
 		if (response_page(ret->type, ret, &fields, &n, &entries, &entry_size, &max)) {

@@ -137,6 +137,8 @@ void harness_stop(struct harness *h)
 	char cmd[400];
 
 	(void)harness_stop_agent(h);
+	/* rm must not run with the test's pam_wrapper preloaded. */
+	unsetenv("LD_PRELOAD");
 	if (h->dir[0] && !getenv("MID_KEEP_TEST_DIR")) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
 		if (system(cmd) != 0)

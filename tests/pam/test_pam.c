@@ -541,6 +541,7 @@ int main(int argc, char **argv)
 	failed = cmocka_run_group_tests_name("pam_mid", tests, group_setup, group_teardown);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
+	unsetenv("LD_PRELOAD");
 	if (!getenv("MID_KEEP_TEST_DIR") && system(cmd) != 0)
 		fprintf(stderr, "# failed to remove %s\n", test_dir);
 	return failed;
