@@ -1,5 +1,3 @@
-# placeholder
-
 # approvals
 if HAVE_CMOCKA
 check_PROGRAMS += tests/policy/test_approvals
