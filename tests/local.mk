@@ -16,3 +16,4 @@ include $(srcdir)/tests/pam/local.mk
 include $(srcdir)/tests/e2e/local.mk
 include $(srcdir)/tests/policy/local.mk
 include $(srcdir)/tests/hardening/local.mk
+include $(srcdir)/tests/bench/local.mk
