@@ -138,6 +138,8 @@ void sessions_on_lease_renew(struct agent *a, const struct lease *l);
 
 /* audit.c */
 MID_MUST_CHECK int audit_init(struct agent *a);
+/* Wipes and frees the audit signing key, if one was loaded. */
+void audit_free(struct agent *a);
 /* AUDIT, AUDIT_VERIFY and AUDIT_SIGN. */
 void audit_handle(struct agent *a, const struct peer *peer, const struct mid_request *req,
 		  struct mid_response *resp);

@@ -26,6 +26,18 @@ bool log_debug_enabled(void)
 	return log_debug_on;
 }
 
+/* Writes text with control characters as \xNN, so a message that carries
+ * text from a request or from SQLite stays on one line. */
+static void put_escaped(const char *text, FILE *f)
+{
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\x%02x", *p);
+		else
+			fputc(*p, f);
+	}
+}
+
 static void write_stderr(int priority, const char *message, const char *extra)
 {
 	static const char *const levels[] = {"emerg", "alert", "crit",   "error",
@@ -36,8 +48,12 @@ static void write_stderr(int priority, const char *message, const char *extra)
 
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	fprintf(stderr, "%s mid-agentd[%ld]: %s: %s%s\n", stamp, (long)getpid(),
-		levels[priority & 7], message, extra ? extra : "");
+	flockfile(stderr);
+	fprintf(stderr, "%s mid-agentd[%ld]: %s: ", stamp, (long)getpid(), levels[priority & 7]);
+	put_escaped(message, stderr);
+	fputs(extra ? extra : "", stderr);
+	fputc('\n', stderr);
+	funlockfile(stderr);
 }
 
 void log_msg(int priority, const char *fmt, ...)

@@ -348,7 +348,8 @@ static int agent_setup(struct agent *a)
 	r = store_open(a->state_dir, &a->store);
 	if (r == -EUCLEAN) {
 		log_error("The state database in %s is corrupt; the agent will not start on it. "
-			  "Restore state.db from a backup or move it away to start empty",
+			  "Restore state.db from a backup, or move state.db and state.id away to "
+			  "start empty",
 			  a->state_dir);
 		return r;
 	}
@@ -392,6 +393,7 @@ static void agent_free(struct agent *a)
 		server_stop(a);
 	sd_event_source_disable_unref(a->expiry_timer);
 	sd_event_unref(a->event);
+	audit_free(a);
 	store_close(a->store);
 	policy_free(a->policy);
 	if (a->host_key)

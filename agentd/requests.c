@@ -342,6 +342,7 @@ static void handle_verify(struct agent *a, const struct peer *peer, const struct
 	int r;
 
 	if (!name_is_valid(req->account)) {
+		/* Nothing is logged: people type passwords into the user field. */
 		reply(resp, MID_ERR_INVALID, "invalid account name");
 		return;
 	}
@@ -415,8 +416,10 @@ static void handle_verify(struct agent *a, const struct peer *peer, const struct
 							      .lease = lease_id,
 							      .peer_uid = peer->uid,
 							      .detail = req->service});
+	/* A counted use is a state change and waits for the disk; a plain
+	 * verification only adds its audit record. */
 	if (r == 0)
-		r = store_commit(a->store);
+		r = l.info.max_uses > 0 ? store_commit(a->store) : store_commit_light(a->store);
 	else
 		store_rollback(a->store);
 	/* A use must be counted before it is granted; a plain verification

@@ -22,6 +22,9 @@
 #define RATE_PER_SEC 200
 #define RATE_BURST 400
 #define RATE_BUCKETS 64
+/* Requests applied under one fsync at most; the rest wait for the next
+ * batch. Each holds a reply of about 100 KiB while it waits. */
+#define BATCH_MAX 64
 
 struct connection {
 	struct connection *prev, *next;
@@ -30,7 +33,21 @@ struct connection {
 	sd_event_source *source;
 	sd_event_source *idle_timer;
 	struct peer peer;
+	/* A decoded request waiting for the next batch; the connection reads
+	 * nothing more until its reply is sent. */
+	struct mid_request *queued;
+	struct connection *queue_next;
 };
+
+/* Group commit: requests that arrive together are handled in one batch,
+ * after every readable connection was read, and replied to only after
+ * store_batch_end has made their commits durable with one fsync. */
+static struct connection *batch_head;
+static struct connection **batch_tail = &batch_head;
+static sd_event_source *batch_source;
+/* Syncs light commits (audit records of verifications) within a second. */
+static sd_event_source *sync_timer;
+#define SYNC_DELAY_USEC 1000000ULL
 
 struct rate_bucket {
 	uid_t uid;
@@ -86,6 +103,18 @@ static void connection_free(struct connection *c)
 {
 	if (!c)
 		return;
+	if (c->queued) {
+		for (struct connection **p = &batch_head; *p; p = &(*p)->queue_next)
+			if (*p == c) {
+				*p = c->queue_next;
+				break;
+			}
+		batch_tail = &batch_head;
+		while (*batch_tail)
+			batch_tail = &(*batch_tail)->queue_next;
+		mid_request_wipe(c->queued);
+		free(c->queued);
+	}
 	sd_event_source_disable_unref(c->source);
 	sd_event_source_disable_unref(c->idle_timer);
 	if (c->fd >= 0)
@@ -150,7 +179,6 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *
 {
 	struct connection *c = userdata;
 	struct mid_request req;
-	struct mid_response *resp;
 	uint8_t buf[MID_FRAME_MAX], version, type;
 	ssize_t n;
 	int r;
@@ -196,28 +224,141 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *
 		return 0;
 	}
 
-	resp = calloc(1, sizeof(*resp));
-	if (!resp) {
+	if (!rate_allow(c->peer.uid)) {
+		struct mid_response *resp = calloc(1, sizeof(*resp));
+
+		mid_request_wipe(&req);
+		if (!resp) {
+			connection_free(c);
+			return 0;
+		}
+		resp->type = req.type;
+		resp->status = MID_ERR_LIMIT;
+		snprintf(resp->message, sizeof(resp->message),
+			 "too many requests from UID %u; retry in a second", (unsigned)c->peer.uid);
+		r = connection_reply(c, resp);
+		free(resp);
+		if (r < 0)
+			connection_free(c);
+		return 0;
+	}
+
+	c->queued = malloc(sizeof(*c->queued));
+	if (!c->queued) {
 		mid_request_wipe(&req);
 		connection_free(c);
 		return 0;
 	}
-	resp->type = req.type;
-	if (rate_allow(c->peer.uid))
-		request_handle(c->agent, &c->peer, &req, resp);
-	else {
-		resp->status = MID_ERR_LIMIT;
-		snprintf(resp->message, sizeof(resp->message),
-			 "too many requests from UID %u; retry in a second", (unsigned)c->peer.uid);
-	}
+	*c->queued = req;
 	mid_request_wipe(&req);
-	(void)sd_event_source_set_time_relative(c->idle_timer, IDLE_TIMEOUT_USEC);
+	c->queue_next = NULL;
+	*batch_tail = c;
+	batch_tail = &c->queue_next;
+	(void)sd_event_source_set_enabled(c->source, SD_EVENT_OFF);
+	(void)sd_event_source_set_enabled(batch_source, SD_EVENT_ONESHOT);
+	return 0;
+}
 
-	r = connection_reply(c, resp);
+/* Replies to one handled request and lets its connection read again. */
+static void batch_reply(struct connection *c, struct mid_response *resp)
+{
+	int r = connection_reply(c, resp);
+
 	mid_response_wipe(resp);
-	free(resp);
-	if (r < 0)
+	if (r < 0) {
 		connection_free(c);
+		return;
+	}
+	(void)sd_event_source_set_time_relative(c->idle_timer, IDLE_TIMEOUT_USEC);
+	(void)sd_event_source_set_enabled(c->source, SD_EVENT_ON);
+}
+
+static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct agent *a = userdata;
+	int r = store_sync(a->store);
+
+	if (r < 0)
+		log_error("Failed to sync verification records to disk: %s", strerror(-r));
+	return 0;
+}
+
+/* Runs at idle priority, so every connection that was readable has been
+ * read and queued first. A request that committed is answered only once
+ * the batch's fsync succeeded; when it failed, such a request gets an
+ * error in place of its reply (an issued credential is never sent). */
+static int on_batch(sd_event_source *s, void *userdata)
+{
+	struct agent *a = userdata;
+	struct connection *batch[BATCH_MAX];
+	struct mid_response *resps[BATCH_MAX] = {0};
+	bool wrote[BATCH_MAX] = {0};
+	size_t n = 0;
+	bool batching;
+	int r = 0;
+
+	while (batch_head && n < BATCH_MAX) {
+		batch[n++] = batch_head;
+		batch_head = batch_head->queue_next;
+	}
+	if (!batch_head)
+		batch_tail = &batch_head;
+	else
+		(void)sd_event_source_set_enabled(batch_source, SD_EVENT_ONESHOT);
+
+	batching = store_batch_begin(a->store) == 0;
+	for (size_t i = 0; i < n; i++) {
+		struct connection *c = batch[i];
+		uint64_t commits = store_commit_count(a->store);
+
+		resps[i] = calloc(1, sizeof(*resps[i]));
+		if (resps[i]) {
+			resps[i]->type = c->queued->type;
+			request_handle(a, &c->peer, c->queued, resps[i]);
+			wrote[i] = store_commit_count(a->store) != commits;
+		}
+		mid_request_wipe(c->queued);
+		free(c->queued);
+		c->queued = NULL;
+	}
+	if (batching)
+		r = store_batch_end(a->store);
+	if (store_sync_due(a->store) && sync_timer) {
+		int enabled = SD_EVENT_OFF;
+
+		/* An armed timer keeps its deadline, so records wait at most a
+		 * second however many batches follow. */
+		(void)sd_event_source_get_enabled(sync_timer, &enabled);
+		if (enabled == SD_EVENT_OFF) {
+			(void)sd_event_source_set_time_relative(sync_timer, SYNC_DELAY_USEC);
+			(void)sd_event_source_set_enabled(sync_timer, SD_EVENT_ONESHOT);
+		}
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		if (!resps[i]) {
+			connection_free(batch[i]);
+			continue;
+		}
+		if (r < 0 && wrote[i]) {
+			uint8_t type = resps[i]->type;
+
+			mid_response_wipe(resps[i]);
+			memset(resps[i], 0, sizeof(*resps[i]));
+			resps[i]->type = type;
+			if (r == -ENOSPC)
+				reply(resps[i], MID_ERR_NO_SPACE,
+				      "the state database is out of space and the change may not "
+				      "be on disk; free space and retry");
+			else
+				reply(resps[i], MID_ERR_INTERNAL,
+				      "the state database could not be synced to disk (%s); the "
+				      "change may not survive a crash, so retry",
+				      strerror(-r));
+		}
+		batch_reply(batch[i], resps[i]);
+		free(resps[i]);
+	}
 	return 0;
 }
 
@@ -382,8 +523,22 @@ int server_listen(struct agent *a)
 	}
 
 	r = sd_event_add_io(a->event, &a->listen_source, a->listen_fd, EPOLLIN, on_listen_io, a);
-	if (r < 0)
+	if (r < 0) {
 		log_error("Failed to watch the listening socket: %s", strerror(-r));
+		return r;
+	}
+	r = sd_event_add_defer(a->event, &batch_source, on_batch, a);
+	if (r >= 0)
+		r = sd_event_source_set_priority(batch_source, SD_EVENT_PRIORITY_IDLE);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(batch_source, SD_EVENT_OFF);
+	if (r >= 0)
+		r = sd_event_add_time_relative(a->event, &sync_timer, CLOCK_MONOTONIC,
+					       SYNC_DELAY_USEC, 0, on_sync_timer, a);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(sync_timer, SD_EVENT_OFF);
+	if (r < 0)
+		log_error("Failed to set up request batching: %s", strerror(-r));
 	return r;
 }
 
@@ -391,6 +546,10 @@ void server_stop(struct agent *a)
 {
 	while (a->connections)
 		connection_free(a->connections);
+	batch_source = sd_event_source_disable_unref(batch_source);
+	sync_timer = sd_event_source_disable_unref(sync_timer);
+	if (a->store && store_sync(a->store) < 0)
+		log_error("Failed to sync verification records to disk before stopping");
 	a->listen_source = sd_event_source_disable_unref(a->listen_source);
 	if (a->listen_fd >= 0)
 		close(a->listen_fd);

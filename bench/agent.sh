@@ -56,7 +56,7 @@ agent_stop
 echo
 printf '%-8s %10s %10s %16s\n' leases "ready ms" "RSS MiB" "issue+publish ms"
 for n in ${BENCH_AGENT_SIZES:-10 1000 10000 100000}; do
-	rm -f "$DIR"/state/state.db*
+	rm -rf "$DIR"/state/*
 	agent_start
 	agent_stop
 	now=$(date +%s)

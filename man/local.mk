@@ -3,4 +3,4 @@ dist_man_MANS += \
 	man/midctl.1 \
 	man/pam_mid.8 \
 	man/mid.conf.5 \
-	man/libnss_mid.8
+	man/libnss_mid.8 man/mid-audit.5

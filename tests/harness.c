@@ -52,12 +52,22 @@ static int wait_ready(struct harness *h)
 
 	if (!resp)
 		return -ENOMEM;
-	for (int i = 0; i < 500; i++) {
+	/* Up to 20 s: a loaded machine running tests in parallel can make a
+	 * start after a crash (WAL recovery, integrity check) slow. */
+	for (int i = 0; i < 2000; i++) {
 		int status;
 
 		if (waitpid(h->pid, &status, WNOHANG) == h->pid) {
+			char cmd[400];
+
 			h->pid = 0;
 			r = -ECHILD;
+			fprintf(stderr, "# mid-agentd exited during start-up (status %d); its log:\n",
+				status);
+			snprintf(cmd, sizeof(cmd), "tail -n 5 '%s/agent.log' | sed 's/^/# /' >&2",
+				 h->dir);
+			if (system(cmd) != 0)
+				fprintf(stderr, "# (no log)\n");
 			break;
 		}
 		if (mid_client_call(h->socket_path, 1000, &req, resp) == 0 &&
