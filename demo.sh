@@ -46,10 +46,11 @@ accounts = (
 );
 classes = (
   { name = "ci"; prefix = "ci-"; uid_min = 60000; uid_max = 60999;
-    group = "mid-ci"; gid = 60000; shell = "/bin/sh"; home = "/tmp"; ttl = "10m"; }
+    group = "mid-ci"; gid = 60000; shell = "/bin/sh"; home = "$DIR/homes"; ttl = "10m"; }
 );
 EOT
 chmod 600 "$DIR/mid.conf"
+mkdir -m 755 "$DIR/homes"
 cat "$DIR/mid.conf"
 run "$AGENTD" --check-config --config "$DIR/mid.conf"
 

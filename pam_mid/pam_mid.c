@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -16,6 +17,7 @@
 
 #define DEFAULT_TIMEOUT_MS 2000
 #define LEASE_DATA "pam_mid_lease"
+#define RUNTIME_MAX_DATA "systemd.runtime_max_sec" /* read by pam_systemd */
 #define PROMPT "Credential: "
 
 /* PAM data left by a successful authentication. The lease id comes first,
@@ -454,8 +456,37 @@ out:
 	return r;
 }
 
-static int session_change(pam_handle_t *pamh, int argc, const char **argv, uint8_t type)
+static void cleanup_string(pam_handle_t *pamh, void *data, int error_status)
 {
+	free(data);
+}
+
+/* Sets the PAM data that pam_systemd turns into RuntimeMaxSec= of the
+ * session's scope, so systemd ends the session even without the agent.
+ * It is the time left until the lease's max_ttl, not until its current
+ * expiry: a renewal cannot move the scope's limit, and the agent ends the
+ * session at the (possibly renewed) expiry itself.
+ * NOTE: the SESSION_OPEN reply does not carry the rule's on_expiry, so the
+ * limit is set for on_expiry = warn or keep too, and systemd then ends such
+ * a session at max_ttl. */
+static int runtime_max_set(pam_handle_t *pamh, const struct mid_lease_info *lease)
+{
+	int64_t left = lease->max_expires_at - (int64_t)time(NULL);
+	char *value = NULL;
+	int r;
+
+	if (asprintf(&value, "%lld", (long long)(left > 1 ? left : 1)) < 0)
+		return PAM_BUF_ERR;
+	r = pam_set_data(pamh, RUNTIME_MAX_DATA, value, cleanup_string);
+	if (r != PAM_SUCCESS)
+		free(value);
+	return r;
+}
+
+static int session_change(pam_handle_t *pamh, int flags, int argc, const char **argv,
+			  uint8_t type)
+{
+	bool open = type == MID_REQ_SESSION_OPEN;
 	struct mid_response *resp;
 	const char *user = NULL;
 	struct options o;
@@ -463,38 +494,56 @@ static int session_change(pam_handle_t *pamh, int argc, const char **argv, uint8
 
 	options_parse(pamh, argc, argv, &o);
 	r = user_get(pamh, &o, &user);
+	/* A name mid cannot use (a person's "jane@example.com") is not mid's
+	 * session, so a "required" session line leaves it to the others. */
+	if (r == PAM_IGNORE || r == PAM_USER_UNKNOWN)
+		return PAM_IGNORE;
 	if (r != PAM_SUCCESS)
-		return r == PAM_IGNORE ? PAM_IGNORE : PAM_SESSION_ERR;
+		return PAM_SESSION_ERR;
 
 	resp = calloc(1, sizeof(*resp));
 	if (!resp)
 		return PAM_BUF_ERR;
 	r = lease_request(pamh, &o, type, user, resp);
-	if (r == PAM_SUCCESS && resp->status == MID_ERR_UNMANAGED)
+	if (r != PAM_SUCCESS)
+		r = PAM_SESSION_ERR;
+	else if (resp->status == MID_ERR_UNMANAGED)
 		r = PAM_IGNORE;
-	else if (r == PAM_SUCCESS && resp->status != MID_OK) {
-		pam_syslog(pamh, LOG_NOTICE, "session for %s refused: %s", user, resp->message);
+	else if (resp->status != MID_OK) {
+		pam_syslog(pamh, LOG_NOTICE, "%s of a session for %s refused: %s",
+			   open ? "opening" : "closing", user, resp->message);
+		if (open)
+			tell_user(pamh, flags, resp->message);
 		r = PAM_SESSION_ERR;
-	} else if (r != PAM_SUCCESS)
-		r = PAM_SESSION_ERR;
+	} else {
+		if (o.debug)
+			pam_syslog(pamh, LOG_DEBUG, "session %s of %s %s, lease %s", resp->id, user,
+				   open ? "opened" : "closed", resp->lease.lease);
+		r = open ? runtime_max_set(pamh, &resp->lease) : PAM_SUCCESS;
+	}
 	free(resp);
 
 	/* A session that already ran is closed whatever the agent says. */
-	if (type == MID_REQ_SESSION_CLOSE && r == PAM_SESSION_ERR)
+	if (!open && r == PAM_SESSION_ERR)
 		r = PAM_SUCCESS;
 	return r;
 }
 
+/* In the session stack pam_mid must come before pam_systemd, which reads
+ * systemd.runtime_max_sec when it opens the session. XDG_SESSION_ID is
+ * not set yet then, and the agent finds the logind session from this
+ * process when it ends the session. A refusal (max_sessions reached, the
+ * lease ended) returns PAM_SESSION_ERR and shows the agent's message. */
 PAM_EXTERN MID_EXPORT int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
 					       const char **argv)
 {
-	return session_change(pamh, argc, argv, MID_REQ_SESSION_OPEN);
+	return session_change(pamh, flags, argc, argv, MID_REQ_SESSION_OPEN);
 }
 
 PAM_EXTERN MID_EXPORT int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,
 						const char **argv)
 {
-	return session_change(pamh, argc, argv, MID_REQ_SESSION_CLOSE);
+	return session_change(pamh, flags, argc, argv, MID_REQ_SESSION_CLOSE);
 }
 
 PAM_EXTERN MID_EXPORT int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc,

@@ -15,6 +15,7 @@ include $(srcdir)/tests/nss/local.mk
 include $(srcdir)/tests/pam/local.mk
 include $(srcdir)/tests/e2e/local.mk
 include $(srcdir)/tests/policy/local.mk
+include $(srcdir)/tests/sessions/local.mk
 include $(srcdir)/tests/audit/local.mk
 include $(srcdir)/tests/hardening/local.mk
 include $(srcdir)/tests/bench/local.mk

@@ -46,9 +46,10 @@ ns_setup "$DIR"
 cat >"$DIR/mid.conf" <<EOT
 accounts = ( { name = "mid-e2e"; ttl = "5m"; max_ttl = "1h"; } );
 classes = ( { name = "job"; prefix = "job-"; uid_min = 62000; uid_max = 62999;
-              group = "mid-job"; gid = 62000; shell = "/bin/sh"; home = "/tmp"; ttl = "5m"; } );
+              group = "mid-job"; gid = 62000; shell = "/bin/sh"; home = "$DIR/homes"; ttl = "5m"; } );
 EOT
 chmod 600 "$DIR/mid.conf"
+mkdir -m 755 "$DIR/homes"
 
 check "agent starts on the default socket" agent_start "$DIR" "$DIR/mid.conf"
 check "sshd listens on 127.0.0.1:$PORT" sshd_start "$DIR" "$PORT"
@@ -61,7 +62,7 @@ json=$("$MIDCTL" --json issue --class job --reason "e2e ephemeral")
 eph=$(echo "$json" | sed -n 's/.*"account":"\([^"]*\)".*/\1/p')
 eph_cred=$(echo "$json" | sed -n 's/.*"credential":"\([^"]*\)".*/\1/p')
 eph_uid=$(echo "$json" | sed -n 's/.*"uid":\([0-9]*\).*/\1/p')
-check_equal "ephemeral account resolves by name" "$eph:x:$eph_uid:62000:mid ephemeral account:/tmp/$eph:/bin/sh" \
+check_equal "ephemeral account resolves by name" "$eph:x:$eph_uid:62000:mid ephemeral account:$DIR/homes/$eph:/bin/sh" \
 	"$(getent passwd "$eph")"
 check_equal "ephemeral account resolves by UID" "$eph" "$(getent passwd "$eph_uid" | cut -d: -f1)"
 check_equal "ephemeral primary group resolves" "mid-job:x:62000:" "$(getent group mid-job)"
