@@ -98,6 +98,7 @@ void explain_handle(struct agent *a, const struct peer *peer, const struct mid_r
 
 /* lockout.c: failures per account and per source address. */
 MID_MUST_CHECK int lockout_init(struct agent *a);
+void lockout_free(struct agent *a);
 /* Returns 0, or -EPERM with a MID_ERR_LOCKED reply. */
 MID_MUST_CHECK int lockout_check(struct agent *a, const struct rule *rule, const char *account,
 				 const char *rhost, int64_t now, struct mid_response *resp);

@@ -19,16 +19,31 @@ static const char lockout_schema[] =
 	"  until INTEGER NOT NULL,"
 	"  failures INTEGER NOT NULL);";
 
+/* Every verification asks for a lock, so that query stays prepared. */
+static sqlite3_stmt *lock_query;
+
 int lockout_init(struct agent *a)
 {
 	char *err = NULL;
+	int rc;
 
 	if (sqlite3_exec(store_db(a->store), lockout_schema, NULL, NULL, &err) != SQLITE_OK) {
 		log_error("Failed to create the lockout tables: %s", err ? err : "?");
 		sqlite3_free(err);
 		return -EIO;
 	}
+	rc = sqlite3_prepare_v3(store_db(a->store),
+				"SELECT until FROM lockout_locks WHERE key = ? AND until > ?", -1,
+				SQLITE_PREPARE_PERSISTENT, &lock_query, NULL);
+	if (rc != SQLITE_OK)
+		return store_error(a->store, rc, "prepare the lockout query");
 	return 0;
+}
+
+void lockout_free(struct agent *a)
+{
+	sqlite3_finalize(lock_query);
+	lock_query = NULL;
 }
 
 static void key_for(char *buf, size_t size, const char *kind, const char *value)
@@ -39,23 +54,19 @@ static void key_for(char *buf, size_t size, const char *kind, const char *value)
 /* Returns the end of the lock on key, 0 when there is none, or -errno. */
 static int64_t lock_until(struct agent *a, const char *key, int64_t now)
 {
-	sqlite3 *db = store_db(a->store);
-	sqlite3_stmt *st;
 	int64_t until = 0;
 	int rc;
 
-	rc = sqlite3_prepare_v2(db, "SELECT until FROM lockout_locks WHERE key = ? AND until > ?",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return store_error(a->store, rc, "read a lockout");
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now);
-	rc = sqlite3_step(st);
+	sqlite3_reset(lock_query);
+	sqlite3_bind_text(lock_query, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(lock_query, 2, now);
+	rc = sqlite3_step(lock_query);
 	if (rc == SQLITE_ROW)
-		until = sqlite3_column_int64(st, 0);
+		until = sqlite3_column_int64(lock_query, 0);
 	else if (rc != SQLITE_DONE)
 		until = store_error(a->store, rc, "read a lockout");
-	sqlite3_finalize(st);
+	sqlite3_reset(lock_query);
+	sqlite3_clear_bindings(lock_query);
 	return until;
 }
 

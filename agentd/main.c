@@ -394,6 +394,7 @@ static void agent_free(struct agent *a)
 	sd_event_source_disable_unref(a->expiry_timer);
 	sd_event_unref(a->event);
 	audit_free(a);
+	lockout_free(a);
 	store_close(a->store);
 	policy_free(a->policy);
 	if (a->host_key)

@@ -259,6 +259,21 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *
 	return 0;
 }
 
+/* Responses are large (a page of each listing), so the batch keeps one per
+ * slot for the life of the agent and clears only the fields before the
+ * pages: a handler fills a page's entries up to count, and only those are
+ * sent. */
+static struct mid_response *response_slots[BATCH_MAX];
+
+static struct mid_response *response_slot(size_t i)
+{
+	if (!response_slots[i])
+		response_slots[i] = malloc(sizeof(struct mid_response));
+	if (response_slots[i])
+		memset(response_slots[i], 0, MID_RESPONSE_HEAD_SIZE);
+	return response_slots[i];
+}
+
 /* Replies to one handled request and lets its connection read again. */
 static void batch_reply(struct connection *c, struct mid_response *resp)
 {
@@ -311,7 +326,7 @@ static int on_batch(sd_event_source *s, void *userdata)
 		struct connection *c = batch[i];
 		uint64_t commits = store_commit_count(a->store);
 
-		resps[i] = calloc(1, sizeof(*resps[i]));
+		resps[i] = response_slot(i);
 		if (resps[i]) {
 			resps[i]->type = c->queued->type;
 			request_handle(a, &c->peer, c->queued, resps[i]);
@@ -344,7 +359,7 @@ static int on_batch(sd_event_source *s, void *userdata)
 			uint8_t type = resps[i]->type;
 
 			mid_response_wipe(resps[i]);
-			memset(resps[i], 0, sizeof(*resps[i]));
+			memset(resps[i], 0, MID_RESPONSE_HEAD_SIZE);
 			resps[i]->type = type;
 			if (r == -ENOSPC)
 				reply(resps[i], MID_ERR_NO_SPACE,
@@ -357,7 +372,6 @@ static int on_batch(sd_event_source *s, void *userdata)
 				      strerror(-r));
 		}
 		batch_reply(batch[i], resps[i]);
-		free(resps[i]);
 	}
 	return 0;
 }
@@ -547,6 +561,10 @@ void server_stop(struct agent *a)
 	while (a->connections)
 		connection_free(a->connections);
 	batch_source = sd_event_source_disable_unref(batch_source);
+	for (size_t i = 0; i < BATCH_MAX; i++) {
+		free(response_slots[i]);
+		response_slots[i] = NULL;
+	}
 	sync_timer = sd_event_source_disable_unref(sync_timer);
 	if (a->store && store_sync(a->store) < 0)
 		log_error("Failed to sync verification records to disk before stopping");

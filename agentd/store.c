@@ -14,15 +14,17 @@
 #include "log.h"
 #include "names.h"
 
-/* Durability: WAL with synchronous=FULL, so a commit is on disk before the
- * agent replies, and an acknowledged credential survives both a process
- * crash and a power loss. NORMAL alone would lose the last commits on power
- * loss. Inside a batch (store_batch_begin) the connection runs with NORMAL,
- * and store_batch_end fsyncs the WAL once before any reply goes out, which
- * gives each batched commit the same guarantee as FULL for one fsync. */
+static int set_synchronous(struct store *s, const char *level);
+static int wal_sync(struct store *s);
+
+/* Durability: every commit is on disk before the agent replies, so an
+ * acknowledged credential survives both a process crash and a power loss.
+ * With WAL the connection runs with synchronous=NORMAL and the store syncs
+ * the WAL itself: after each commit outside a batch (as FULL would), and
+ * once per batch in store_batch_end, before any reply of the batch goes
+ * out. Without WAL, synchronous=FULL syncs every commit. */
 static const char schema[] =
-	"PRAGMA synchronous=FULL;"
-	"PRAGMA foreign_keys=ON;"
+		"PRAGMA foreign_keys=ON;"
 	"CREATE TABLE IF NOT EXISTS meta ("
 	"  key TEXT PRIMARY KEY,"
 	"  value TEXT NOT NULL);"
@@ -301,7 +303,9 @@ static int enable_wal(struct store *s)
 			    "waits for its own fsync",
 			    mode ? mode : "?");
 	sqlite3_finalize(st);
-	return 0;
+	/* The store syncs the WAL itself (see the top of this file), so no
+	 * statement needs re-preparing to change the level. */
+	return set_synchronous(s, s->wal ? "NORMAL" : "FULL");
 }
 
 static int load_audit_tail(struct store *s)
@@ -613,10 +617,14 @@ int store_commit(struct store *s)
 		return r;
 	}
 	s->commits++;
-	return 0;
+	if (s->wal && !s->in_batch) {
+		r = wal_sync(s);
+		if (r == 0)
+			s->unsynced = false;
+	}
+	return r;
 }
 
-static int wal_sync(struct store *s);
 
 int store_commit_light(struct store *s)
 {
@@ -626,8 +634,7 @@ int store_commit_light(struct store *s)
 		store_rollback(s);
 		return r;
 	}
-	/* Outside a batch synchronous=FULL has already synced it. */
-	if (s->in_batch)
+	if (s->wal)
 		s->unsynced = true;
 	return 0;
 }
@@ -676,19 +683,11 @@ static int set_synchronous(struct store *s, const char *level)
 
 int store_batch_begin(struct store *s)
 {
-	int r;
-
 	if (s->in_batch || !sqlite3_get_autocommit(s->db))
 		return -EBUSY;
+	/* Without WAL each commit syncs itself (synchronous=FULL), and the
+	 * batch only groups the replies. */
 	s->batch_first_commit = s->commits;
-	if (!s->wal) {
-		/* A rollback journal has no single file to sync later. */
-		s->in_batch = true;
-		return 0;
-	}
-	r = set_synchronous(s, "NORMAL");
-	if (r < 0)
-		return r;
 	s->in_batch = true;
 	return 0;
 }
@@ -717,7 +716,7 @@ static int wal_sync(struct store *s)
 
 int store_batch_end(struct store *s)
 {
-	int r = 0, r2 = 0;
+	int r = 0;
 
 	if (!s->in_batch)
 		return -EINVAL;
@@ -733,8 +732,7 @@ int store_batch_end(struct store *s)
 		if (r == 0)
 			s->unsynced = false;
 	}
-	r2 = set_synchronous(s, "FULL");
-	return r < 0 ? r : r2;
+	return r;
 }
 
 uint64_t store_commit_count(const struct store *s)

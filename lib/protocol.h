@@ -196,16 +196,21 @@ struct mid_response {
 	char message[MID_TEXT_MAX + 1];
 	struct mid_lease_info lease;             /* ISSUE, VERIFY, ACCOUNT, REVOKE, RENEW */
 	char credential[MID_CREDENTIAL_MAX + 1]; /* ISSUE only; secret */
-	uint32_t total;                          /* LIST */
-	uint8_t count;
-	struct mid_lease_info entries[MID_LIST_PAGE];
+	uint32_t total; /* pages: entries in all pages */
+	uint8_t count;  /* pages: entries in this one */
 	struct mid_agent_status agent; /* STATUS */
 	char id[MID_ID_MAX + 1];        /* PENDING: the approval request */
 	char detail[MID_DETAIL_MAX + 1]; /* EXPLAIN, AUDIT_VERIFY, AUDIT_SIGN */
+	/* The pages come last, so a sender can clear the fields before them
+	 * (MID_RESPONSE_HEAD_SIZE) and leave the pages, of which only count
+	 * entries are ever read. */
+	struct mid_lease_info entries[MID_LIST_PAGE];       /* LIST: count entries */
 	struct mid_session_info sessions[MID_SESSION_PAGE]; /* SESSIONS: count entries */
 	struct mid_audit_info audit[MID_AUDIT_PAGE];        /* AUDIT: count entries */
 	struct mid_approval_info approvals[MID_LIST_PAGE];  /* REQUESTS: count entries */
 };
+
+#define MID_RESPONSE_HEAD_SIZE offsetof(struct mid_response, entries)
 
 /* Encoders return the frame length or -EMSGSIZE. */
 MID_MUST_CHECK ssize_t mid_request_encode(const struct mid_request *req, void *buf, size_t size);

@@ -6,7 +6,7 @@
 lib_LTLIBRARIES += nss_mid/libnss_mid.la
 nss_mid_libnss_mid_la_SOURCES = nss_mid/nss_mid.c lib/cache.c lib/cache.h lib/macro.h
 nss_mid_libnss_mid_la_LDFLAGS = $(AM_LDFLAGS) -module -shared -version-number 2 \
-	-Wl,--version-script=$(srcdir)/nss_mid/nss_mid.map
+	-Wl,--version-script=$(srcdir)/nss_mid/nss_mid.map -Wl,-z,nodelete
 nss_mid_libnss_mid_la_DEPENDENCIES = $(srcdir)/nss_mid/nss_mid.map
 # Fails the link on any undefined symbol, such as one from libsodium. The
 # sanitizer runtimes leave symbols undefined on purpose.

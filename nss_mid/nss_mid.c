@@ -27,15 +27,30 @@ MID_EXPORT nss_getgrent_r _nss_mid_getgrent_r;
 MID_EXPORT nss_endgrent _nss_mid_endgrent;
 MID_EXPORT nss_initgroups_dyn _nss_mid_initgroups_dyn;
 
-/* The mapping is shared by all threads of the process. Every field below
- * and every view into the map is used only with cache_lock held, because
- * a reopen unmaps the old file. */
+/* An open mapping of the cache and what it was opened from. */
+struct cache_slot {
+	struct mid_cache cache; /* cache.map is NULL while closed */
+	char path[PATH_MAX];	/* the path cache was opened from */
+	int64_t checked_at;	/* realtime seconds of the last path and inode check */
+	bool path_from_env;	/* MID_NSS_CACHE named the path */
+};
+
+/* Lookups use a mapping of the calling thread's own, so threads never wait
+ * for each other: the pages are shared, only the mapping is per thread. A
+ * thread's slot is freed, and its mapping closed, when the thread exits.
+ * The module is linked with -z nodelete so that destructor never outlives
+ * the code. */
+static __thread struct cache_slot *thread_slot;
+static pthread_key_t slot_key;
+static bool slot_key_ready;
+
+/* Enumeration keeps one position for the process, as glibc expects, and
+ * uses its own mapping; every field below is used only with cache_lock
+ * held. */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mid_cache cache;	  /* cache.map is NULL while closed */
-static char cache_path[PATH_MAX]; /* the path cache was opened from */
-static time_t cache_checked_at;	  /* CLOCK_MONOTONIC_COARSE seconds */
-static uint32_t next_user;	  /* getpwent_r position */
-static uint32_t next_group;	  /* getgrent_r position */
+static struct cache_slot enum_slot;
+static uint32_t next_user;  /* getpwent_r position */
+static uint32_t next_group; /* getgrent_r position */
 
 /* A fork while another thread holds cache_lock would leave the lock held
  * forever in the child, so fork waits for the lock and both sides release
@@ -50,9 +65,38 @@ static void fork_release(void)
 	pthread_mutex_unlock(&cache_lock);
 }
 
+static void slot_free(void *data)
+{
+	struct cache_slot *slot = data;
+
+	mid_cache_close(&slot->cache);
+	free(slot);
+}
+
 __attribute__((constructor)) static void nss_mid_init(void)
 {
 	pthread_atfork(fork_prepare, fork_release, fork_release);
+	slot_key_ready = pthread_key_create(&slot_key, slot_free) == 0;
+}
+
+/* Returns the calling thread's slot, made on first use, or NULL. */
+static struct cache_slot *slot_of_thread(void)
+{
+	struct cache_slot *slot = thread_slot;
+
+	if (slot)
+		return slot;
+	if (!slot_key_ready)
+		return NULL;
+	slot = calloc(1, sizeof(*slot));
+	if (!slot)
+		return NULL;
+	if (pthread_setspecific(slot_key, slot) != 0) {
+		free(slot);
+		return NULL;
+	}
+	thread_slot = slot;
+	return slot;
 }
 
 static const char *cache_path_get(void)
@@ -64,69 +108,82 @@ static const char *cache_path_get(void)
 	return path && *path ? path : MID_DEFAULT_CACHE;
 }
 
-static time_t monotonic_seconds(void)
-{
-	struct timespec ts;
-
-	/* The coarse clock is read from the vDSO without a syscall, and one
-	 * tick of precision is plenty for a once-a-second check. */
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ts.tv_sec;
-}
-
+/* The coarse clock is read from the vDSO at a fraction of the cost of the
+ * precise one. It lags by at most one scheduler tick (a few milliseconds),
+ * so a record may stay visible that long past its expiry second. */
 static int64_t realtime_seconds(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
 	return ts.tv_sec;
 }
 
-/* Decides whether the open mapping still shows the file at path. The stale
- * flag is set by the writer right after it renames a new file in place.
- * The inode check, at most once a second, catches a writer that died
- * between the rename and setting the flag. */
-static bool cache_is_current(const char *path)
+/* Makes slot map the current file at the cache path. The stale flag, set
+ * by the writer right after it renames a new file in place, is read on
+ * every call. Once a second the inode is compared too, which catches a
+ * writer that died between rename and flag. Reading the environment
+ * scans all of it, so the default path is taken as settled for that
+ * second as well; a path set by MID_NSS_CACHE is read on every call. A
+ * failed open is not remembered, so the next call tries again. Returns 0
+ * or -errno. */
+static int slot_refresh(struct cache_slot *slot, int64_t now)
 {
-	time_t now;
+	const char *path = NULL;
 	struct stat st;
-
-	if (mid_cache_is_stale(&cache) || strcmp(path, cache_path) != 0)
-		return false;
-
-	now = monotonic_seconds();
-	if (now == cache_checked_at)
-		return true;
-	cache_checked_at = now;
-
-	if (stat(path, &st) < 0)
-		return false;
-	return st.st_dev == cache.dev && st.st_ino == cache.ino;
-}
-
-/* Makes `cache` map the current file at the cache path. A failed open is
- * not remembered, so the next call tries again. Returns 0 or -errno. */
-static int cache_refresh(void)
-{
-	const char *path = cache_path_get();
 	size_t len;
 	int r;
 
-	if (cache.map) {
-		if (cache_is_current(path))
+	if (slot->cache.map && !mid_cache_is_stale(&slot->cache)) {
+		if (slot->path_from_env) {
+			path = cache_path_get();
+			if (strcmp(path, slot->path) != 0)
+				goto reopen;
+		}
+		if (now == slot->checked_at)
 			return 0;
-		mid_cache_close(&cache);
+		if (!path)
+			path = cache_path_get();
+		if (strcmp(path, slot->path) == 0 && stat(path, &st) == 0 &&
+		    st.st_dev == slot->cache.dev && st.st_ino == slot->cache.ino) {
+			slot->checked_at = now;
+			return 0;
+		}
 	}
+reopen:
+	if (!path)
+		path = cache_path_get();
+	mid_cache_close(&slot->cache);
 
 	len = strlen(path);
-	if (len >= sizeof(cache_path))
+	if (len >= sizeof(slot->path))
 		return -ENAMETOOLONG;
-	r = mid_cache_open(path, &cache);
+	r = mid_cache_open(path, &slot->cache);
 	if (r < 0)
 		return r;
-	memcpy(cache_path, path, len + 1);
-	cache_checked_at = monotonic_seconds();
+	memcpy(slot->path, path, len + 1);
+	slot->path_from_env = strcmp(path, MID_DEFAULT_CACHE) != 0;
+	slot->checked_at = now;
 	return 0;
+}
+
+/* Returns the calling thread's up-to-date cache, or NULL with errno-style
+ * status set through ret_error. */
+static const struct mid_cache *thread_cache(int64_t now, int *ret_error)
+{
+	struct cache_slot *slot = slot_of_thread();
+	int r;
+
+	if (!slot) {
+		*ret_error = -ENOMEM;
+		return NULL;
+	}
+	r = slot_refresh(slot, now);
+	if (r < 0) {
+		*ret_error = r;
+		return NULL;
+	}
+	return &slot->cache;
 }
 
 /* Without a cache, or with a corrupt one, the module cannot answer. ENOENT
@@ -250,23 +307,21 @@ enum nss_status _nss_mid_getpwnam_r(const char *name, struct passwd *result, cha
 {
 	struct mid_cache_user_view u;
 	enum nss_status status;
+	const struct mid_cache *cache;
+	int64_t now = realtime_seconds();
 	int r;
 
 	if (!name_is_plausible(name))
 		return status_not_found(errnop);
 
-	pthread_mutex_lock(&cache_lock);
-	r = cache_refresh();
+	cache = thread_cache(now, &r);
+	if (!cache)
+		return status_unavailable(errnop);
+	r = mid_cache_find_user_by_name(cache, name, now, &u);
 	if (r < 0)
-		status = status_unavailable(errnop);
-	else {
-		r = mid_cache_find_user_by_name(&cache, name, realtime_seconds(), &u);
-		if (r < 0)
-			status = status_from_lookup(r, errnop);
-		else
-			status = passwd_fill(&u, result, buffer, buflen, errnop);
-	}
-	pthread_mutex_unlock(&cache_lock);
+		status = status_from_lookup(r, errnop);
+	else
+		status = passwd_fill(&u, result, buffer, buflen, errnop);
 	return status;
 }
 
@@ -275,20 +330,18 @@ enum nss_status _nss_mid_getpwuid_r(uid_t uid, struct passwd *result, char *buff
 {
 	struct mid_cache_user_view u;
 	enum nss_status status;
+	const struct mid_cache *cache;
+	int64_t now = realtime_seconds();
 	int r;
 
-	pthread_mutex_lock(&cache_lock);
-	r = cache_refresh();
+	cache = thread_cache(now, &r);
+	if (!cache)
+		return status_unavailable(errnop);
+	r = mid_cache_find_user_by_uid(cache, uid, now, &u);
 	if (r < 0)
-		status = status_unavailable(errnop);
-	else {
-		r = mid_cache_find_user_by_uid(&cache, uid, realtime_seconds(), &u);
-		if (r < 0)
-			status = status_from_lookup(r, errnop);
-		else
-			status = passwd_fill(&u, result, buffer, buflen, errnop);
-	}
-	pthread_mutex_unlock(&cache_lock);
+		status = status_from_lookup(r, errnop);
+	else
+		status = passwd_fill(&u, result, buffer, buflen, errnop);
 	return status;
 }
 
@@ -301,7 +354,7 @@ enum nss_status _nss_mid_setpwent(MID_UNUSED int stayopen)
 
 	pthread_mutex_lock(&cache_lock);
 	next_user = 0;
-	r = cache_refresh();
+	r = slot_refresh(&enum_slot, realtime_seconds());
 	pthread_mutex_unlock(&cache_lock);
 	return r < 0 ? NSS_STATUS_UNAVAIL : NSS_STATUS_SUCCESS;
 }
@@ -314,7 +367,7 @@ enum nss_status _nss_mid_getpwent_r(struct passwd *result, char *buffer, size_t 
 	int r;
 
 	pthread_mutex_lock(&cache_lock);
-	r = cache_refresh();
+	r = slot_refresh(&enum_slot, realtime_seconds());
 	if (r < 0) {
 		status = status_unavailable(errnop);
 		goto finish;
@@ -323,7 +376,7 @@ enum nss_status _nss_mid_getpwent_r(struct passwd *result, char *buffer, size_t 
 	/* Expired records are skipped, as lookups hide them. The loop ends
 	 * at the latest with -ERANGE past the last record. */
 	for (;;) {
-		r = mid_cache_user_at(&cache, next_user, now, &u);
+		r = mid_cache_user_at(&enum_slot.cache, next_user, now, &u);
 		if (r != -ENOENT)
 			break;
 		next_user++;
@@ -359,23 +412,21 @@ enum nss_status _nss_mid_getgrnam_r(const char *name, struct group *result, char
 {
 	struct mid_cache_group_view g;
 	enum nss_status status;
+	const struct mid_cache *cache;
+	int64_t now = realtime_seconds();
 	int r;
 
 	if (!name_is_plausible(name))
 		return status_not_found(errnop);
 
-	pthread_mutex_lock(&cache_lock);
-	r = cache_refresh();
+	cache = thread_cache(now, &r);
+	if (!cache)
+		return status_unavailable(errnop);
+	r = mid_cache_find_group_by_name(cache, name, now, &g);
 	if (r < 0)
-		status = status_unavailable(errnop);
-	else {
-		r = mid_cache_find_group_by_name(&cache, name, realtime_seconds(), &g);
-		if (r < 0)
-			status = status_from_lookup(r, errnop);
-		else
-			status = group_fill(&g, result, buffer, buflen, errnop);
-	}
-	pthread_mutex_unlock(&cache_lock);
+		status = status_from_lookup(r, errnop);
+	else
+		status = group_fill(&g, result, buffer, buflen, errnop);
 	return status;
 }
 
@@ -384,20 +435,18 @@ enum nss_status _nss_mid_getgrgid_r(gid_t gid, struct group *result, char *buffe
 {
 	struct mid_cache_group_view g;
 	enum nss_status status;
+	const struct mid_cache *cache;
+	int64_t now = realtime_seconds();
 	int r;
 
-	pthread_mutex_lock(&cache_lock);
-	r = cache_refresh();
+	cache = thread_cache(now, &r);
+	if (!cache)
+		return status_unavailable(errnop);
+	r = mid_cache_find_group_by_gid(cache, gid, now, &g);
 	if (r < 0)
-		status = status_unavailable(errnop);
-	else {
-		r = mid_cache_find_group_by_gid(&cache, gid, realtime_seconds(), &g);
-		if (r < 0)
-			status = status_from_lookup(r, errnop);
-		else
-			status = group_fill(&g, result, buffer, buflen, errnop);
-	}
-	pthread_mutex_unlock(&cache_lock);
+		status = status_from_lookup(r, errnop);
+	else
+		status = group_fill(&g, result, buffer, buflen, errnop);
 	return status;
 }
 
@@ -407,7 +456,7 @@ enum nss_status _nss_mid_setgrent(MID_UNUSED int stayopen)
 
 	pthread_mutex_lock(&cache_lock);
 	next_group = 0;
-	r = cache_refresh();
+	r = slot_refresh(&enum_slot, realtime_seconds());
 	pthread_mutex_unlock(&cache_lock);
 	return r < 0 ? NSS_STATUS_UNAVAIL : NSS_STATUS_SUCCESS;
 }
@@ -420,14 +469,14 @@ enum nss_status _nss_mid_getgrent_r(struct group *result, char *buffer, size_t b
 	int r;
 
 	pthread_mutex_lock(&cache_lock);
-	r = cache_refresh();
+	r = slot_refresh(&enum_slot, realtime_seconds());
 	if (r < 0) {
 		status = status_unavailable(errnop);
 		goto finish;
 	}
 
 	for (;;) {
-		r = mid_cache_group_at(&cache, next_group, now, &g);
+		r = mid_cache_group_at(&enum_slot.cache, next_group, now, &g);
 		if (r != -ENOENT)
 			break;
 		next_group++;
