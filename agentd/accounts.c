@@ -54,6 +54,7 @@ static const char accounts_schema[] =
 	"  state INTEGER NOT NULL,"
 	"  attempts INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS ephemeral_accounts_uid ON ephemeral_accounts(uid);"
+	"CREATE INDEX IF NOT EXISTS ephemeral_accounts_uid ON ephemeral_accounts(uid);"
 	"CREATE TABLE IF NOT EXISTS uid_quarantine ("
 	"  uid INTEGER PRIMARY KEY,"
 	"  until INTEGER NOT NULL);";
@@ -274,19 +275,66 @@ static int uid_is_blocked(struct agent *a, sqlite3_stmt *quarantine, sqlite3_stm
 	return r;
 }
 
+/* Where the next search for a free UID of each class starts: just after
+ * the last UID handed out, so a class with many live accounts does not
+ * probe every used UID again. The search wraps around to uid_min. */
+struct uid_hint {
+	char class_name[MID_NAME_MAX + 1];
+	uint64_t next;
+};
+static struct uid_hint uid_hints[64];
+
+static struct uid_hint *uid_hint_of(const struct rule *rule)
+{
+	struct uid_hint *free_slot = NULL;
+
+	for (size_t i = 0; i < MID_ELEMENTSOF(uid_hints); i++) {
+		if (strcmp(uid_hints[i].class_name, rule->name) == 0)
+			return &uid_hints[i];
+		if (!free_slot && !uid_hints[i].class_name[0])
+			free_slot = &uid_hints[i];
+	}
+	if (free_slot)
+		snprintf(free_slot->class_name, sizeof(free_slot->class_name), "%s", rule->name);
+	return free_slot;
+}
+
+/* The highest UID a live lease of the class holds, or 0. */
+static uint64_t class_max_uid(struct agent *a, const struct rule *rule)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t max = 0;
+
+	if (sql_prepare(a, "SELECT max(uid) FROM leases WHERE state = 0 AND class = ?1", &st) < 0)
+		return 0;
+	sqlite3_bind_text(st, 1, rule->name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		max = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return max;
+}
+
 int accounts_allocate_uid(struct agent *a, const struct rule *rule, uid_t *ret)
 {
 	sqlite3_stmt *quarantine = NULL, *rows = NULL;
+	struct uid_hint *hint = uid_hint_of(rule);
+	uint64_t span = (uint64_t)rule->uid_max - rule->uid_min + 1, start = rule->uid_min;
 	int64_t now = now_realtime();
 	char buf[4096];
 	int r;
+
+	if (hint && hint->next == 0)
+		hint->next = class_max_uid(a, rule) + 1;
+	if (hint && hint->next >= rule->uid_min && hint->next <= rule->uid_max)
+		start = hint->next;
 
 	r = sql_prepare(a, "SELECT 1 FROM uid_quarantine WHERE uid = ?1 AND until > ?2",
 			&quarantine);
 	if (r == 0)
 		r = sql_prepare(a, "SELECT state, home FROM ephemeral_accounts WHERE uid = ?1",
 				&rows);
-	for (uint64_t uid = rule->uid_min; r == 0 && uid <= rule->uid_max; uid++) {
+	for (uint64_t i = 0; r == 0 && i < span; i++) {
+		uint64_t uid = rule->uid_min + (start - rule->uid_min + i) % span;
 		struct passwd pw, *found = NULL;
 		int e;
 
@@ -306,6 +354,8 @@ int accounts_allocate_uid(struct agent *a, const struct rule *rule, uid_t *ret)
 			continue;
 		sqlite3_finalize(quarantine);
 		sqlite3_finalize(rows);
+		if (hint)
+			hint->next = uid + 1;
 		*ret = (uid_t)uid;
 		return 0;
 	}

@@ -420,17 +420,16 @@ void explain_handle(struct agent *a, const struct peer *peer, const struct mid_r
 			       : policy_find_class(a->policy, req->class_name);
 	if (!rule && req->account[0])
 		rule = policy_find_class_of(a->policy, req->account);
+	/* A caller who may not read a rule gets the answer for a name without
+	 * one, so explain does not reveal which names the policy lists. */
+	if (rule && peer->uid != 0 && !peer_in_principals(peer, &rule->requesters) &&
+	    !peer_may_verify(a, peer, rule))
+		rule = NULL;
 	/* The same answer whether or not the account exists on the host. */
 	if (!rule) {
 		explain_line(&e, "%s %s: no rule in %s", req->account[0] ? "account" : "class", name,
 			     a->policy->path);
 		reply(resp, MID_OK, "denied: no rule in %s names %s", a->policy->path, name);
-		return;
-	}
-	if (peer->uid != 0 && !peer_in_principals(peer, &rule->requesters) &&
-	    !peer_may_verify(a, peer, rule)) {
-		reply(resp, MID_ERR_PERMISSION, "UID %u may not read the rule for %s",
-		      (unsigned)peer->uid, name);
 		return;
 	}
 

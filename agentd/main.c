@@ -284,7 +284,8 @@ int agent_reload(struct agent *a, const struct peer *peer, struct mid_response *
 		if (r < 0)
 			log_error("Failed to record the reload in the audit log: %s", strerror(-r));
 		log_event(LOG_INFO,
-			  &(struct log_fields){.message_id = MID_MESSAGE_RELOADED, .peer_uid = -1},
+			  &(struct log_fields){.message_id = MID_MESSAGE_RELOADED,
+					       .peer_uid = peer ? (long)peer->uid : -1},
 			  "Reloaded the policy %s", a->config_path);
 	}
 	if (resp)

@@ -20,21 +20,18 @@ struct publish_state {
 	int64_t now;
 };
 
-static int on_publish_lease(const struct lease *l, void *userdata)
+static int on_publish_lease(const struct live_account *l, void *userdata)
 {
 	struct publish_state *st = userdata;
 	int r;
 
-	if (l->info.expires_at <= st->now)
-		return 0;
-	r = mid_cache_builder_add_managed(st->builder, l->info.account);
-	if (r < 0 && r != -EEXIST)
-		return r;
-	if (!l->info.class_name[0])
+	/* Named accounts are listed as managed from the policy, and a class's
+	 * accounts by its "PREFIX*" entry, so a lease adds only its user. */
+	if (l->expires_at <= st->now || !l->class_name[0])
 		return 0;
 
-	r = mid_cache_builder_add_user(st->builder, l->info.account, l->info.uid, l->info.gid,
-				       l->gecos, l->home, l->shell, l->info.expires_at);
+	r = mid_cache_builder_add_user(st->builder, l->account, l->uid, l->gid, l->gecos, l->home,
+				       l->shell, l->expires_at);
 	if (r < 0)
 		return r;
 
@@ -42,10 +39,10 @@ static int on_publish_lease(const struct lease *l, void *userdata)
 	for (size_t i = 0; i < st->agent->policy->n_classes; i++) {
 		struct group_entry *g = &st->groups[i];
 
-		if (strcmp(st->agent->policy->classes[i].name, l->info.class_name) != 0)
+		if (strcmp(st->agent->policy->classes[i].name, l->class_name) != 0)
 			continue;
-		if (l->info.expires_at > g->expires_at)
-			g->expires_at = l->info.expires_at;
+		if (l->expires_at > g->expires_at)
+			g->expires_at = l->expires_at;
 	}
 	return 0;
 }
@@ -83,7 +80,7 @@ int cache_publish(struct agent *a)
 		if (r < 0)
 			goto out;
 	}
-	r = store_foreach_live(a->store, on_publish_lease, &st);
+	r = store_foreach_live_account(a->store, on_publish_lease, &st);
 	if (r < 0)
 		goto out;
 	for (size_t i = 0; i < a->policy->n_classes; i++) {

@@ -52,6 +52,7 @@ static const char schema[] =
 	"  ended_at INTEGER);"
 	"CREATE INDEX IF NOT EXISTS leases_live ON leases(state, expires_at);"
 	"CREATE INDEX IF NOT EXISTS leases_account ON leases(account, state);"
+	"CREATE INDEX IF NOT EXISTS leases_live_uid ON leases(uid) WHERE state = 0;"
 	"CREATE TABLE IF NOT EXISTS audit ("
 	"  seq INTEGER PRIMARY KEY,"
 	"  at INTEGER NOT NULL,"
@@ -880,6 +881,39 @@ static int foreach_rows(struct store *s, sqlite3_stmt *st, store_lease_cb cb, vo
 int store_foreach_live(struct store *s, store_lease_cb cb, void *userdata)
 {
 	return foreach_rows(s, stmt_get(s, STMT_LIVE), cb, userdata, "read live leases");
+}
+
+int store_foreach_live_account(struct store *s, store_live_account_cb cb, void *userdata)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r = 0;
+
+	rc = sqlite3_prepare_v2(s->db,
+				"SELECT account, class, gecos, home, shell, uid, gid, expires_at "
+				"FROM leases WHERE state = 0",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_error(s, rc, "read live accounts");
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct live_account acct = {
+			.account = (const char *)sqlite3_column_text(st, 0),
+			.class_name = (const char *)sqlite3_column_text(st, 1),
+			.gecos = (const char *)sqlite3_column_text(st, 2),
+			.home = (const char *)sqlite3_column_text(st, 3),
+			.shell = (const char *)sqlite3_column_text(st, 4),
+			.uid = (uint32_t)sqlite3_column_int64(st, 5),
+			.gid = (uint32_t)sqlite3_column_int64(st, 6),
+			.expires_at = sqlite3_column_int64(st, 7),
+		};
+
+		if (!acct.account || !acct.class_name || !acct.gecos || !acct.home || !acct.shell)
+			continue;
+		r = cb(&acct, userdata);
+	}
+	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = store_error(s, rc, "read live accounts");
+	sqlite3_finalize(st);
+	return r;
 }
 
 int store_foreach_live_of(struct store *s, const char *account, store_lease_cb cb, void *userdata)

@@ -88,6 +88,24 @@ MID_MUST_CHECK int store_lease_add_use(struct store *s, const char *id);
 MID_MUST_CHECK int store_lease_set_expiry(struct store *s, const char *id, int64_t expires_at);
 /* Calls cb for each live lease (stopping at its first error). */
 MID_MUST_CHECK int store_foreach_live(struct store *s, store_lease_cb cb, void *userdata);
+/* The columns the NSS cache needs of a live lease; the strings are valid
+ * only during the callback. */
+struct live_account {
+	const char *account;
+	const char *class_name;
+	const char *gecos;
+	const char *home;
+	const char *shell;
+	uint32_t uid;
+	uint32_t gid;
+	int64_t expires_at;
+};
+typedef int (*store_live_account_cb)(const struct live_account *acct, void *userdata);
+/* Streams the live leases' accounts to cb straight from the query, without
+ * copying whole lease rows; cb must not use the store. */
+MID_MUST_CHECK int store_foreach_live_account(struct store *s, store_live_account_cb cb,
+					      void *userdata);
+
 /* Calls cb for each live lease of account. */
 MID_MUST_CHECK int store_foreach_live_of(struct store *s, const char *account, store_lease_cb cb,
 					 void *userdata);

@@ -11,6 +11,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 SECONDS_PER_RUN=${BENCH_AGENT_SECONDS:-3}
 DIR=$OUT/agent
 SOCK=$DIR/agent.sock
+# The NSS cache lives on tmpfs, as /run does on a systemd host.
+RUN=$(mktemp -d /dev/shm/mid-bench-run.XXXXXX)
+trap 'rm -rf "$RUN"' EXIT
 MIDCTL="$BUILD/midctl/midctl --socket $SOCK"
 
 cc -O2 -g -I"$top/lib" -include "$BUILD/config.h" -pthread -o "$OUT/bench_agent" \
@@ -19,7 +22,7 @@ cc -O2 -g -I"$top/lib" -include "$BUILD/config.h" -pthread -o "$OUT/bench_agent"
 agent_start() {
 	start=$(date +%s%N)
 	MID_LOG_STDERR=1 "$BUILD/agentd/mid-agentd" --config "$DIR/mid.conf" --socket "$SOCK" \
-		--state-dir "$DIR/state" --runtime-dir "$DIR/run" 2>>"$DIR/agent.log" &
+		--state-dir "$DIR/state" --runtime-dir "$RUN" 2>>"$DIR/agent.log" &
 	AGENT=$!
 	until $MIDCTL status >/dev/null 2>&1; do sleep 0.005; done
 	READY_MS=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -29,7 +32,7 @@ agent_stop() {
 	kill "$AGENT" && wait "$AGENT" 2>/dev/null || true
 }
 
-mkdir -p "$DIR/state" "$DIR/run"
+mkdir -p "$DIR/state"
 chmod 700 "$DIR" "$DIR/state"
 cat >"$DIR/mid.conf" <<EOT
 lockout = { failures = 0; };

@@ -19,6 +19,7 @@
 #define LEASE_DATA "pam_mid_lease"
 #define RUNTIME_MAX_DATA "systemd.runtime_max_sec" /* read by pam_systemd */
 #define PROMPT "Credential: "
+#define MID_CREDENTIAL_PREFIX "mid1_" /* as lib/token.h makes them */
 
 /* PAM data left by a successful authentication. The lease id comes first,
  * so the data also reads as the lease id string. */
@@ -257,6 +258,7 @@ static int status_to_auth(pam_handle_t *pamh, int flags, const char *user,
 	case MID_ERR_NO_SPACE:
 	case MID_ERR_VERSION:
 	case MID_ERR_UNAVAILABLE:
+	case MID_ERR_LIMIT:
 		pam_syslog(pamh, LOG_ERR, "mid-agentd failed to verify a credential for %s: %s", user,
 			   resp->message);
 		return PAM_AUTHINFO_UNAVAIL;
@@ -290,6 +292,15 @@ static int credential_verify(pam_handle_t *pamh, int flags, const struct options
 	if (len == 0 || len > MID_CREDENTIAL_MAX) {
 		pam_syslog(pamh, LOG_NOTICE, "authentication failure for %s: %s credential", user,
 			   len == 0 ? "empty" : "over-long");
+		*ret_bad_credential = true;
+		return PAM_AUTH_ERR;
+	}
+	/* Text without the credential prefix is no credential (often the
+	 * user's password from an earlier module): it never leaves this
+	 * process, and so never counts towards a lockout. */
+	if (strncmp(credential, MID_CREDENTIAL_PREFIX, strlen(MID_CREDENTIAL_PREFIX)) != 0) {
+		pam_syslog(pamh, LOG_NOTICE, "authentication failure for %s: not a mid credential",
+			   user);
 		*ret_bad_credential = true;
 		return PAM_AUTH_ERR;
 	}
@@ -443,6 +454,11 @@ PAM_EXTERN MID_EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int ar
 		break;
 	case MID_ERR_DENIED:
 		pam_syslog(pamh, LOG_NOTICE, "login of %s denied by policy: %s", user, resp->message);
+		tell_user(pamh, flags, resp->message);
+		r = PAM_PERM_DENIED;
+		break;
+	case MID_ERR_LOCKED:
+		pam_syslog(pamh, LOG_NOTICE, "account %s is locked after repeated failures", user);
 		tell_user(pamh, flags, resp->message);
 		r = PAM_PERM_DENIED;
 		break;

@@ -30,6 +30,12 @@
 
 #include "hardening.h"
 #include "harness.h"
+
+/* Has the form of a credential, so pam_mid sends it to the agent; no
+ * agent ever issued it. */
+#define WELL_FORMED_TOKEN                                                                          \
+	"mid1_0000000000000000_"                                                                   \
+	"0000000000000000000000000000000000000000000000000000000000000000_00000000"
 #include "token.h"
 
 #define POLICY                                                                                     \
@@ -559,6 +565,11 @@ static void pam_bad_credentials_rejected(void **state)
 	randombytes_buf(other_key, sizeof(other_key));
 	assert_int_equal(token_new(lease.lease, other_key, forged, hash), 0);
 	credential_cases_fill(cases, &n, valid, foreign, forged);
+	/* pam_mid sends nothing without the credential prefix (the upper
+	 * case variant loses it), so such text never reaches the agent. */
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(cases[i].credential, "mid1_", 5) != 0)
+			cases[i].reaches_agent = false;
 
 	database_dump(&before);
 	log_offset = file_size(agent_log_path());
@@ -756,7 +767,7 @@ static void pam_managed_denied_when_hung(void **state)
 	/* The same permissive stack fails closed for a managed account. */
 	assert_int_equal(kill(agent.pid, SIGSTOP), 0);
 	assert_pam("authenticate nobody", PAM_AUTHINFO_UNAVAIL,
-		   pam_step("mid_permit", "nobody", "anything", PAM_STEP_AUTHENTICATE));
+		   pam_step("mid_permit", "nobody", WELL_FORMED_TOKEN, PAM_STEP_AUTHENTICATE));
 	assert_int_equal(kill(agent.pid, SIGCONT), 0);
 }
 

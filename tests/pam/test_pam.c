@@ -33,6 +33,12 @@
 	"    group = \"mid-ci\"; gid = 61000; ttl = \"5m\"; }\n"                                   \
 	");\n"
 
+/* Has the form of a credential, so pam_mid sends it to the agent; no
+ * agent ever issued it. */
+#define WELL_FORMED_TOKEN                                                                          \
+	"mid1_0000000000000000_"                                                                   \
+	"0000000000000000000000000000000000000000000000000000000000000000_00000000"
+
 static struct harness agent;
 static char test_dir[256];
 
@@ -194,6 +200,13 @@ static void auth_malformed_credential(void **state)
 	assert_auth("mid", "nobody", "hunter2", PAM_AUTH_ERR);
 }
 
+static void password_never_reaches_agent(void **state)
+{
+	/* With the agent down, a password is refused on the spot (AUTH_ERR),
+	 * not sent and found unreachable (AUTHINFO_UNAVAIL). */
+	assert_auth("mid_down", "nobody", "hunter2", PAM_AUTH_ERR);
+}
+
 static void auth_empty_credential(void **state)
 {
 	assert_auth("mid", "nobody", "", PAM_AUTH_ERR);
@@ -340,7 +353,7 @@ static void agent_down_unavailable(void **state)
 		pam_test(PAMTEST_ACCOUNT, PAM_AUTHINFO_UNAVAIL),
 	};
 
-	assert_int_equal(run("mid_down", "nobody", "x", tests, MID_ELEMENTSOF(tests)),
+	assert_int_equal(run("mid_down", "nobody", WELL_FORMED_TOKEN, tests, MID_ELEMENTSOF(tests)),
 			 PAMTEST_ERR_OK);
 }
 
@@ -367,7 +380,7 @@ static void agent_hung_times_out(void **state)
 	assert_int_equal(listen(fd, 8), 0);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	assert_auth("mid_hung", "nobody", "x", PAM_AUTHINFO_UNAVAIL);
+	assert_auth("mid_hung", "nobody", WELL_FORMED_TOKEN, PAM_AUTHINFO_UNAVAIL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	elapsed_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	close(fd);
@@ -503,6 +516,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(auth_wrong_secret),
 		cmocka_unit_test(auth_bad_checksum),
 		cmocka_unit_test(auth_malformed_credential),
+		cmocka_unit_test(password_never_reaches_agent),
 		cmocka_unit_test(auth_empty_credential),
 		cmocka_unit_test(auth_overlong_credential),
 		cmocka_unit_test(auth_other_account_credential),
