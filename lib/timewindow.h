@@ -12,7 +12,7 @@
 struct time_window {
 	uint8_t days;       /* bit 0 is Monday ... bit 6 Sunday */
 	uint16_t start_min; /* minutes after midnight, 0..1439 */
-	uint16_t end_min;   /* 1..1440; below start_min the window runs past midnight */
+	uint16_t end_min;   /* 0..1440; below start_min the window runs past midnight (0 is midnight) */
 };
 
 /* Parses a window. Days are Mon Tue Wed Thu Fri Sat Sun, as ranges

@@ -84,8 +84,30 @@ fuzz_smoke() {
 	failed=$((failed + bad))
 }
 
+# valgrind_run NAME: runs one test program of the plain build under
+# valgrind, children (the agent, midctl) included; any memory error or
+# definite leak fails it. Each program counts as one test.
+valgrind_run() {
+	dir=$top/build-plain
+	log=$dir/$(echo "$1" | tr / _).valgrind.log
+	if (cd "$dir" && MID_BUILDDIR=$dir MID_SRCDIR=$top CMOCKA_MESSAGE_OUTPUT=TAP \
+		timeout 600 valgrind -q --trace-children=yes --error-exitcode=99 \
+		--leak-check=full --errors-for-leak-kinds=definite "./$1" >"$log" 2>&1); then
+		echo "ok - valgrind $1"
+		passed=$((passed + 1))
+	else
+		grep -v '^PWRAP' "$log" | tail -30
+		echo "not ok - valgrind $1"
+		failed=$((failed + 1))
+	fi
+}
+
 build plain
 if [ -z "$quick" ]; then
+	echo "== valgrind: the PAM and NSS tests"
+	valgrind_run tests/pam/test_pam
+	valgrind_run tests/nss/test_cache
+	valgrind_run tests/nss/test_nss_module
 	fuzz_smoke 5
 	build sanitizers --enable-sanitizers
 	echo "== make distcheck"

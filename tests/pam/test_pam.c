@@ -503,7 +503,8 @@ static void reexec_under_pam_wrapper(char **argv)
 	setenv("PAM_WRAPPER", "1", 1);
 	setenv("PAM_WRAPPER_SERVICE_DIR", services, 1);
 	setenv("MID_PAM_TEST_DIR", test_dir, 1);
-	execv("/proc/self/exe", argv);
+	/* argv[0], not /proc/self/exe: under valgrind the latter is valgrind. */
+	execv(argv[0], argv);
 	perror("execv");
 	exit(1);
 }
