@@ -275,7 +275,7 @@ static int uid_is_blocked(struct agent *a, sqlite3_stmt *quarantine, sqlite3_stm
 	return r;
 }
 
-/* Where the next search for a free UID of each class starts: just after
+/* The UID at which the next search of a class starts: just after
  * the last UID handed out, so a class with many live accounts does not
  * probe every used UID again. The search wraps around to uid_min. */
 struct uid_hint {
