@@ -118,6 +118,26 @@ static int request_wait(const struct options *o, const char *id, uint32_t wait_t
 	}
 }
 
+/* --field request asked for a request id, but the rule needed no approval
+ * and a credential came back that would never be printed: the lease is
+ * revoked again, so no live credential is left that nobody holds. */
+static int revoke_unwanted(const struct options *o, const struct mid_lease_info *lease)
+{
+	struct mid_request req = {.type = MID_REQ_REVOKE};
+	struct mid_response *resp = response_new();
+	int r;
+
+	snprintf(req.lease, sizeof(req.lease), "%s", lease->lease);
+	snprintf(req.reason, sizeof(req.reason), "issued without approval to --field request");
+	r = call(o, &req, resp);
+	free(resp);
+	fprintf(stderr,
+		"midctl: %s needs no approval, so there is no request id; lease %s was %s. "
+		"Ask with --field credential instead\n",
+		lease->account, lease->lease, r == 0 ? "revoked again" : "issued and could not be revoked");
+	return EXIT_REFUSED;
+}
+
 int issue_send(const struct options *o, const struct mid_request *req, bool wait,
 	       uint32_t wait_timeout)
 {
@@ -126,7 +146,9 @@ int issue_send(const struct options *o, const struct mid_request *req, bool wait
 	int r;
 
 	r = call_accepting(o, req, resp, true);
-	if (r == 0 && resp->status == MID_OK)
+	if (r == 0 && resp->status == MID_OK && o->field && strcmp(o->field, "request") == 0)
+		r = revoke_unwanted(o, &resp->lease);
+	else if (r == 0 && resp->status == MID_OK)
 		r = print_lease(o, &resp->lease, resp->credential);
 	else if (r == 0) {
 		snprintf(id, sizeof(id), "%s", resp->id);

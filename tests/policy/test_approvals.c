@@ -790,6 +790,21 @@ static void midctl_issue_field_credential_pending(void **state)
 	assert_contains(run.err, "no credential yet");
 }
 
+static void midctl_field_request_without_approval(void **state)
+{
+	struct midctl_run run;
+
+	/* mail needs no approval: the credential that came back would never
+	 * be printed, so midctl revokes its lease again. */
+	assert_int_equal(midctl(&run, "daemon", "--field", "request", "issue", "mail", NULL),
+			 EXIT_REFUSED);
+	assert_string_equal(run.out, "");
+	assert_contains(run.err, "revoked again");
+	assert_int_equal(midctl(&run, "daemon", "--json", "list", NULL), 0);
+	assert_contains(run.out, "\"account\":\"mail\"");
+	assert_contains(run.out, "\"state\":\"revoked\"");
+}
+
 static void midctl_approve_collect(void **state)
 {
 	struct mid_response *resp = *state;
@@ -1087,6 +1102,7 @@ int main(void)
 		TEST(request_survives_restart),
 		TEST(midctl_issue_prints_pending),
 		TEST(midctl_issue_field_credential_pending),
+		TEST(midctl_field_request_without_approval),
 		TEST(midctl_approve_collect),
 		TEST(midctl_approve_json_pending),
 		TEST(midctl_deny_and_collect),
