@@ -174,7 +174,10 @@ void lockout_record_failure(struct agent *a, const struct rule *rule, const char
 		locked_account = record(a, rule, account_key, now);
 		if (locked_account >= 0 && rhost && *rhost)
 			locked_source = record(a, rule, source_key, now);
-		r = locked_account < 0 ? locked_account : locked_source < 0 ? locked_source : 0;
+		if (locked_account < 0)
+			r = locked_account;
+		else if (locked_source < 0)
+			r = locked_source;
 	}
 	if (r == 0 && (locked_account > 0 || locked_source > 0))
 		r = store_audit_append(a->store, now,

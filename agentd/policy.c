@@ -382,7 +382,11 @@ static int compare_desc(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-	return x < y ? 1 : x > y ? -1 : 0;
+	if (x < y)
+		return 1;
+	if (x > y)
+		return -1;
+	return 0;
 }
 
 static int get_on_expiry(struct loader *l, const config_setting_t *group, enum on_expiry *ret)

@@ -381,8 +381,13 @@ static void handle_verify(struct agent *a, const struct peer *peer, const struct
 	sodium_memzero(hash, sizeof(hash));
 
 	if (!hash_ok || strcmp(l.info.account, req->account) != 0) {
-		verify_refused(a, peer, req, lease_id,
-			      !found ? "unknown lease" : !hash_ok ? "wrong secret" : "credential of another account", true);
+		const char *why = "credential of another account";
+
+		if (!found)
+			why = "unknown lease";
+		else if (!hash_ok)
+			why = "wrong secret";
+		verify_refused(a, peer, req, lease_id, why, true);
 		reply(resp, MID_ERR_BAD_CREDENTIAL, "invalid credential");
 		return;
 	}

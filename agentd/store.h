@@ -66,7 +66,7 @@ MID_MUST_CHECK int store_batch_begin(struct store *s);
  * the audit record of a successful verification. Inside a batch it does
  * not make store_batch_end wait for the disk: the record survives a crash
  * of the agent at once (it is in the WAL), and a power loss once the next
- * sync ran, which store_sync_due asks for. */
+ * sync ran, which store_sync_due reports as due. */
 MID_MUST_CHECK int store_commit_light(struct store *s);
 /* True while light commits wait for an fsync. */
 bool store_sync_due(const struct store *s);

@@ -57,7 +57,8 @@ static int connect_agent(const char *socket_path, int64_t deadline)
 	if (fd < 0)
 		return -errno;
 
-	/* A full backlog answers EAGAIN on a Unix socket: retry until the deadline. */
+	/* A full backlog makes connect fail with EAGAIN on a Unix socket, so retry
+	 * until the deadline. */
 	for (;;) {
 		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
 			break;

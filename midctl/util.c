@@ -160,7 +160,7 @@ int call_accepting(const struct options *o, const struct mid_request *req,
 		return EXIT_UNREACHABLE;
 	}
 	if (r == -ETIMEDOUT) {
-		fprintf(stderr, "midctl: mid-agentd at %s did not answer within %d ms\n",
+		fprintf(stderr, "midctl: mid-agentd at %s did not respond within %d ms; check that it runs, or raise --timeout\n",
 			o->socket_path, o->timeout_ms);
 		return EXIT_UNREACHABLE;
 	}

@@ -100,7 +100,7 @@ static int user_is_managed(const struct options *o, const char *user)
 	return r;
 }
 
-static int agent_says_managed(pam_handle_t *pamh, const struct options *o, const char *user);
+static int agent_check_managed(pam_handle_t *pamh, const struct options *o, const char *user);
 
 /* Reads and checks PAM_USER. Returns PAM_SUCCESS, PAM_IGNORE for a user
  * mid does not manage, or another PAM code. An invalid name is never
@@ -131,7 +131,7 @@ static int user_get(pam_handle_t *pamh, const struct options *o, const char **re
 				   o->cache_path, strerror(-r));
 		/* Without the cache the agent decides, before anything is
 		 * prompted: a person's password must not reach the agent. */
-		r = agent_says_managed(pamh, o, user);
+		r = agent_check_managed(pamh, o, user);
 		if (r != PAM_SUCCESS)
 			return r;
 	}
@@ -168,7 +168,7 @@ static int agent_call(pam_handle_t *pamh, const struct options *o, const struct 
 
 /* Returns PAM_SUCCESS when the agent manages user, PAM_IGNORE when it does
  * not, or PAM_AUTHINFO_UNAVAIL when it cannot be asked. */
-static int agent_says_managed(pam_handle_t *pamh, const struct options *o, const char *user)
+static int agent_check_managed(pam_handle_t *pamh, const struct options *o, const char *user)
 {
 	struct mid_request req = {.type = MID_REQ_ACCOUNT};
 	struct mid_response *resp = calloc(1, sizeof(*resp));
@@ -539,7 +539,7 @@ static int session_change(pam_handle_t *pamh, int flags, int argc, const char **
 	}
 	free(resp);
 
-	/* A session that already ran is closed whatever the agent says. */
+	/* A session that already ran is closed whatever the agent replies. */
 	if (!open && r == PAM_SESSION_ERR)
 		r = PAM_SUCCESS;
 	return r;
