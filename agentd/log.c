@@ -1,11 +1,13 @@
 /* Journal and stderr logging for mid-agentd. */
 #include "log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-journal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "names.h"
 #include "protocol.h"
@@ -26,34 +28,93 @@ bool log_debug_enabled(void)
 	return log_debug_on;
 }
 
-/* Writes text with control characters as \xNN, so a message that carries
- * text from a request or from SQLite stays on one line. */
-static void put_escaped(const char *text, FILE *f)
+/* Lines written while a batch of requests is handled wait here and go out
+ * in one write when it ends, as a write per line costs more than the
+ * verification it reports. */
+static char held[64 * 1024];
+static size_t held_len;
+static bool holding;
+
+static void write_all(const char *p, size_t n)
 {
-	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			fprintf(f, "\\x%02x", *p);
-		else
-			fputc(*p, f);
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
 	}
+}
+
+void log_hold(void)
+{
+	holding = true;
+}
+
+void log_release(void)
+{
+	write_all(held, held_len);
+	held_len = 0;
+	holding = false;
+}
+
+/* Copies text with control characters as \xNN, so a message that carries
+ * text from a request or from SQLite stays on one line. Returns the length
+ * written; text that does not fit is cut at a whole escape. */
+static size_t copy_escaped(const char *text, char *out, size_t out_size)
+{
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			if (o + 4 >= out_size)
+				break;
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", *p);
+		} else {
+			if (o + 1 >= out_size)
+				break;
+			out[o++] = (char)*p;
+		}
+	}
+	out[o] = '\0';
+	return o;
 }
 
 static void write_stderr(int priority, const char *message, const char *extra)
 {
 	static const char *const levels[] = {"emerg", "alert", "crit",   "error",
 					     "warning", "notice", "info", "debug"};
-	char stamp[32];
+	char line[6 * 1024];
 	struct tm tm;
 	time_t now = time(NULL);
+	size_t n;
+	int head;
 
 	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	flockfile(stderr);
-	fprintf(stderr, "%s mid-agentd[%ld]: %s: ", stamp, (long)getpid(), levels[priority & 7]);
-	put_escaped(message, stderr);
-	fputs(extra ? extra : "", stderr);
-	fputc('\n', stderr);
-	funlockfile(stderr);
+	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	head = snprintf(line + n, sizeof(line) - n, " mid-agentd[%ld]: %s: ", (long)getpid(),
+			levels[priority & 7]);
+	if (head < 0)
+		return;
+	n += (size_t)head;
+	/* Room is kept for the extra fields and the newline. */
+	n += copy_escaped(message, line + n, sizeof(line) - n - 1100);
+	n += copy_escaped(extra ? extra : "", line + n, sizeof(line) - n - 1);
+	line[n++] = '\n';
+
+	if (!holding) {
+		write_all(line, n);
+		return;
+	}
+	if (held_len + n > sizeof(held)) {
+		write_all(held, held_len);
+		held_len = 0;
+	}
+	memcpy(held + held_len, line, n);
+	held_len += n;
 }
 
 void log_msg(int priority, const char *fmt, ...)

@@ -42,6 +42,10 @@ void log_setup(bool use_journal, bool debug);
 MID_PRINTF(2, 3) void log_msg(int priority, const char *fmt, ...);
 MID_PRINTF(3, 4) void log_event(int priority, const struct log_fields *f, const char *fmt, ...);
 bool log_debug_enabled(void);
+/* Between log_hold and log_release, stderr lines are collected and written
+ * together; the journal gets each event at once. */
+void log_hold(void);
+void log_release(void);
 
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)

@@ -57,7 +57,7 @@ static const struct rule *rule_of_account(const struct agent *a, const char *acc
 	return rule ? rule : policy_find_class_of(a->policy, account);
 }
 
-/* Runs one audit record in its own transaction. */
+/* Records one audit event that must reach the disk before the reply. */
 static int audit_now(struct agent *a, const char *event, const char *account, const char *lease,
 		     const struct peer *peer, const char *detail)
 {
@@ -68,17 +68,8 @@ static int audit_now(struct agent *a, const char *event, const char *account, co
 		.peer_uid = peer ? (long long)peer->uid : -1,
 		.detail = detail,
 	};
-	int r;
 
-	r = store_begin(a->store);
-	if (r < 0)
-		return r;
-	r = store_audit_append(a->store, now_realtime(), &rec);
-	if (r < 0) {
-		store_rollback(a->store);
-		return r;
-	}
-	return store_commit(a->store);
+	return store_audit_defer(a->store, now_realtime(), &rec, true);
 }
 
 static int lease_fill_account(const char *account, struct lease *l, struct mid_response *resp)
@@ -339,6 +330,13 @@ static void handle_verify(struct agent *a, const struct peer *peer, const struct
 	struct lease l = {0};
 	bool found, hash_ok;
 	int64_t now = now_realtime();
+	struct audit_record rec = {
+		.event = "verify",
+		.account = req->account,
+		.lease = lease_id,
+		.peer_uid = peer->uid,
+		.detail = req->service,
+	};
 	int r;
 
 	if (!name_is_valid(req->account)) {
@@ -411,31 +409,29 @@ static void handle_verify(struct agent *a, const struct peer *peer, const struct
 		return;
 	}
 
-	r = store_begin(a->store);
-	if (r == 0 && l.info.max_uses > 0)
-		r = store_lease_add_use(a->store, lease_id);
-	if (r == 0)
-		r = store_audit_append(a->store, now,
-				       &(struct audit_record){.event = "verify",
-							      .account = req->account,
-							      .lease = lease_id,
-							      .peer_uid = peer->uid,
-							      .detail = req->service});
-	/* A counted use is a state change and waits for the disk; a plain
-	 * verification only adds its audit record. */
-	if (r == 0)
-		r = l.info.max_uses > 0 ? store_commit(a->store) : store_commit_light(a->store);
-	else
-		store_rollback(a->store);
-	/* A use must be counted before it is granted; a plain verification
-	 * goes on when only its audit record could not be written. */
-	if (r < 0 && l.info.max_uses > 0) {
-		reply_store_error(resp, r);
-		return;
+	/* A use must be counted, durably, before it is granted; a plain
+	 * verification only adds its audit record, and goes on when that
+	 * could not be written. */
+	if (l.info.max_uses > 0) {
+		r = store_begin(a->store);
+		if (r == 0)
+			r = store_lease_add_use(a->store, lease_id);
+		if (r == 0)
+			r = store_audit_append(a->store, now, &rec);
+		if (r == 0)
+			r = store_commit(a->store);
+		else
+			store_rollback(a->store);
+		if (r < 0) {
+			reply_store_error(resp, r);
+			return;
+		}
+	} else {
+		r = store_audit_defer(a->store, now, &rec, false);
+		if (r < 0)
+			log_error("Failed to record verification of lease %s in the audit log: %s",
+				  lease_id, strerror(-r));
 	}
-	if (r < 0)
-		log_error("Failed to record verification of lease %s in the audit log: %s",
-			  lease_id, strerror(-r));
 
 	log_event(LOG_INFO,
 		  &(struct log_fields){.message_id = MID_MESSAGE_VERIFIED,

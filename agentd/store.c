@@ -149,6 +149,19 @@ static const char *const statements[_STMT_MAX] = {
 	[STMT_AUDIT_PRUNE] = "DELETE FROM audit WHERE seq <= ?",
 };
 
+/* An audit record whose text is already escaped and capped. */
+struct held_record {
+	int64_t at;
+	int64_t peer_uid;
+	char event[MID_NAME_MAX + 1];
+	char account[MID_NAME_MAX + 1];
+	char lease[MID_LEASE_ID_MAX + 1];
+	char detail[MID_TEXT_MAX + 1];
+};
+
+/* Records held at most; one more writes them first. */
+#define HELD_MAX 64
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[_STMT_MAX];
@@ -165,6 +178,10 @@ struct store {
 
 	bool in_batch;
 	bool unsynced; /* light commits that no fsync has covered yet */
+	/* Audit records held within a batch; see store_audit_defer. */
+	struct held_record *held;
+	size_t n_held;
+	bool held_durable;
 	uint64_t commits;
 	uint64_t batch_first_commit;
 
@@ -601,21 +618,50 @@ void store_close(struct store *s)
 	for (int i = 0; i < _STMT_MAX; i++)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);
+	free(s->held);
 	free(s);
 }
 
+static int audit_insert(struct store *s, int64_t at, const char *event, const char *account,
+			const char *lease, int64_t peer_uid, const char *detail);
+static void audit_prune_if_due(struct store *s, int64_t now);
+static int held_write(struct store *s);
+
 int store_begin(struct store *s)
 {
-	return step_done(s, stmt_get(s, STMT_BEGIN), "begin a transaction");
+	int r = step_done(s, stmt_get(s, STMT_BEGIN), "begin a transaction");
+
+	/* Held records are older than anything this transaction writes. */
+	for (size_t i = 0; r == 0 && i < s->n_held; i++) {
+		const struct held_record *h = &s->held[i];
+
+		audit_prune_if_due(s, h->at);
+		r = audit_insert(s, h->at, h->event, h->account, h->lease, h->peer_uid, h->detail);
+	}
+	if (r < 0 && !sqlite3_get_autocommit(s->db))
+		store_rollback(s);
+	return r;
 }
 
-int store_commit(struct store *s)
+/* Commits; a commit that is not durable waits for the next sync, unless
+ * it carries a held record that is. */
+static int commit(struct store *s, bool durable)
 {
 	int r = step_done(s, stmt_get(s, STMT_COMMIT), "commit a transaction");
 
 	if (r < 0) {
 		store_rollback(s);
 		return r;
+	}
+	if (s->n_held > 0) {
+		durable = durable || s->held_durable;
+		s->n_held = 0;
+		s->held_durable = false;
+	}
+	if (!durable) {
+		if (s->wal)
+			s->unsynced = true;
+		return 0;
 	}
 	s->commits++;
 	if (s->wal && !s->in_batch) {
@@ -626,18 +672,9 @@ int store_commit(struct store *s)
 	return r;
 }
 
-
-int store_commit_light(struct store *s)
+int store_commit(struct store *s)
 {
-	int r = step_done(s, stmt_get(s, STMT_COMMIT), "commit a transaction");
-
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	if (s->wal)
-		s->unsynced = true;
-	return 0;
+	return commit(s, true);
 }
 
 bool store_sync_due(const struct store *s)
@@ -721,11 +758,13 @@ int store_batch_end(struct store *s)
 
 	if (!s->in_batch)
 		return -EINVAL;
-	s->in_batch = false;
 	if (!sqlite3_get_autocommit(s->db)) {
 		log_error("A transaction was still open at the end of a batch; rolling it back");
 		store_rollback(s);
 	}
+	if (s->n_held > 0)
+		(void)held_write(s);
+	s->in_batch = false;
 	if (!s->wal)
 		return 0;
 	if (s->commits != s->batch_first_commit) {
@@ -1229,6 +1268,64 @@ int store_audit_append(struct store *s, int64_t at, const struct audit_record *a
 
 	audit_prune_if_due(s, at);
 	return audit_insert(s, at, event, account, lease, a->peer_uid, detail);
+}
+
+/* Writes the held records in a transaction of their own. */
+static int held_write(struct store *s)
+{
+	bool durable = s->held_durable;
+	int r = store_begin(s);
+
+	if (r == 0)
+		r = commit(s, durable);
+	if (r < 0)
+		log_error("Failed to write %zu audit records: %s; they are kept for the next try",
+			  s->n_held, strerror(-r));
+	return r;
+}
+
+int store_audit_defer(struct store *s, int64_t at, const struct audit_record *a, bool durable)
+{
+	struct held_record *h;
+	int r;
+
+	if (!s->in_batch || !sqlite3_get_autocommit(s->db)) {
+		bool own = sqlite3_get_autocommit(s->db);
+
+		if (own) {
+			r = store_begin(s);
+			if (r < 0)
+				return r;
+		}
+		r = store_audit_append(s, at, a);
+		if (!own)
+			return r;
+		if (r < 0) {
+			store_rollback(s);
+			return r;
+		}
+		return commit(s, durable);
+	}
+
+	if (!s->held) {
+		s->held = calloc(HELD_MAX, sizeof(*s->held));
+		if (!s->held)
+			return -ENOMEM;
+	}
+	if (s->n_held == HELD_MAX) {
+		r = held_write(s);
+		if (r < 0)
+			return r;
+	}
+	h = &s->held[s->n_held++];
+	h->at = at;
+	h->peer_uid = a->peer_uid;
+	text_escape(a->event, h->event, sizeof(h->event));
+	text_escape(a->account, h->account, sizeof(h->account));
+	text_escape(a->lease, h->lease, sizeof(h->lease));
+	text_escape(a->detail, h->detail, sizeof(h->detail));
+	s->held_durable = s->held_durable || durable;
+	return 0;
 }
 
 static void audit_row_read(sqlite3_stmt *st, struct audit_row *row)

@@ -62,12 +62,18 @@ void store_rollback(struct store *s);
  * for a request that committed inside the batch before store_batch_end
  * returned 0. Outside a batch each commit is durable on its own. */
 MID_MUST_CHECK int store_batch_begin(struct store *s);
-/* Commits a transaction that changes no state a client relies on, such as
- * the audit record of a successful verification. Inside a batch it does
- * not make store_batch_end wait for the disk: the record survives a crash
- * of the agent at once (it is in the WAL), and a power loss once the next
- * sync ran, which store_sync_due reports as due. */
-MID_MUST_CHECK int store_commit_light(struct store *s);
+/* Records an audit event. Inside a batch the record is held and written
+ * with the next transaction the batch begins, or at store_batch_end, so
+ * that the records of many requests share one transaction; outside a
+ * batch, and inside an open transaction, it is written at once. A durable
+ * record makes store_batch_end wait for the disk, as a commit does; one
+ * that is not (the record of a successful verification) survives a crash
+ * of the agent once written (it is in the WAL), and a power loss once the
+ * next sync ran, which store_sync_due reports as due. A record that could
+ * not be written is logged and kept for the next try. */
+struct audit_record;
+MID_MUST_CHECK int store_audit_defer(struct store *s, int64_t at, const struct audit_record *a,
+				     bool durable);
 /* True while light commits wait for an fsync. */
 bool store_sync_due(const struct store *s);
 /* Syncs the WAL when light commits wait for it. */

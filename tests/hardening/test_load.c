@@ -186,6 +186,41 @@ static void load_concurrent_clients_answered(void **state)
 	assert_int_equal(answered, CONCURRENT_CLIENTS);
 }
 
+/* A peer that sends several requests without waiting gets every reply,
+ * in order, though they may arrive under one readiness edge. */
+static void load_pipelined_requests_answered(void **state)
+{
+	struct mid_request req;
+	struct mid_response *resp = calloc(1, sizeof(*resp));
+	uint8_t frame[64], *buf = malloc(MID_FRAME_MAX);
+	int fd = seqpacket_connect(agent.socket_path), answered = 0;
+	ssize_t len;
+
+	assert_non_null(resp);
+	assert_non_null(buf);
+	assert_true(fd >= 0);
+	status_request(&req);
+	len = mid_request_encode(&req, frame, sizeof(frame));
+	assert_true(len > 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(send(fd, frame, (size_t)len, MSG_NOSIGNAL), len);
+	for (int i = 0; i < 5; i++) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t got;
+
+		if (poll(&p, 1, 2000) != 1)
+			break;
+		got = recv(fd, buf, MID_FRAME_MAX, 0);
+		if (got > 0 && mid_response_decode(buf, (size_t)got, resp) == 0 &&
+		    resp->status == MID_OK)
+			answered++;
+	}
+	close(fd);
+	free(buf);
+	free(resp);
+	assert_int_equal(answered, 5);
+}
+
 static void load_idle_clients_no_delay(void **state)
 {
 	int64_t baseline = status_latency_median(), loaded, opened_at;
@@ -435,6 +470,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(load_concurrent_clients_answered),
 	    cmocka_unit_test(load_idle_clients_no_delay),
+	    cmocka_unit_test(load_pipelined_requests_answered),
 	    cmocka_unit_test(load_uid_connection_limit),
 	    cmocka_unit_test(load_verify_flood_limited),
 	    cmocka_unit_test(load_agent_rss_bounded),
