@@ -10,6 +10,8 @@
 #include "protocol.h"
 #include "store.h"
 
+struct mid_cache_builder;
+
 struct connection;
 
 struct agent {
@@ -30,6 +32,11 @@ struct agent {
 	sd_event_source *expiry_timer;
 
 	uint64_t cache_generation;
+	/* The content of the last cache published, kept so that one lease
+	 * change updates it instead of a rebuild from the store; NULL when
+	 * the next publish rebuilds. */
+	struct mid_cache_builder *cache_builder;
+	uint32_t cache_removals; /* since the build; each leaves strings behind */
 	int64_t started_at;
 	struct connection *connections;
 	unsigned n_connections;
@@ -55,8 +62,16 @@ void request_handle(struct agent *a, const struct peer *peer, const struct mid_r
 		    struct mid_response *resp);
 
 /* publish.c */
-/* Rewrites the NSS cache from the live leases and the policy. */
+/* Writes the NSS cache: the kept content with the changes noted since,
+ * or else a rebuild from the live leases and the policy. */
 int cache_publish(struct agent *a);
+/* Note one change of an ephemeral account's lease for the next publish;
+ * a change the kept content cannot take makes that publish a rebuild. */
+void cache_lease_added(struct agent *a, const struct lease *l);
+void cache_lease_renewed(struct agent *a, const struct lease *l);
+void cache_lease_ended(struct agent *a, const struct lease *l);
+/* Makes the next publish a rebuild, as after a policy change. */
+void cache_drop(struct agent *a);
 /* Expires due leases and arms the timer for the next expiry. */
 int expiry_schedule(struct agent *a);
 

@@ -268,6 +268,7 @@ int agent_reload(struct agent *a, const struct peer *peer, struct mid_response *
 	if (a->store) {
 		if (store_foreach_live(a->store, on_reload_lease, a) < 0)
 			log_error("Failed to check the live leases against the reloaded policy");
+		cache_drop(a);
 		(void)cache_publish(a);
 		(void)expiry_schedule(a);
 		r = store_begin(a->store);
@@ -405,6 +406,7 @@ static void agent_free(struct agent *a)
 	free(a->runtime_dir);
 	free(a->socket_path);
 	free(a->cache_path);
+	cache_drop(a);
 }
 
 enum {

@@ -7,68 +7,36 @@
 #include "cache.h"
 #include "log.h"
 
-struct group_entry {
-	const char *name;
-	gid_t gid;
-	int64_t expires_at;
-};
-
 struct publish_state {
-	struct agent *agent;
 	struct mid_cache_builder *builder;
-	struct group_entry *groups; /* one per class */
 	int64_t now;
 };
 
 static int on_publish_lease(const struct live_account *l, void *userdata)
 {
 	struct publish_state *st = userdata;
-	int r;
 
 	/* Named accounts are listed as managed from the policy, and a class's
 	 * accounts by its "PREFIX*" entry, so a lease adds only its user. */
 	if (l->expires_at <= st->now || !l->class_name[0])
 		return 0;
-
-	r = mid_cache_builder_add_user(st->builder, l->account, l->uid, l->gid, l->gecos, l->home,
-				       l->shell, l->expires_at);
-	if (r < 0)
-		return r;
-
-	/* A class's primary group lives as long as its last live member. */
-	for (size_t i = 0; i < st->agent->policy->n_classes; i++) {
-		struct group_entry *g = &st->groups[i];
-
-		if (strcmp(st->agent->policy->classes[i].name, l->class_name) != 0)
-			continue;
-		if (l->expires_at > g->expires_at)
-			g->expires_at = l->expires_at;
-	}
-	return 0;
+	return mid_cache_builder_add_user(st->builder, l->account, l->uid, l->gid, l->gecos, l->home,
+					  l->shell, l->expires_at);
 }
 
-int cache_publish(struct agent *a)
+/* Builds the cache's content from the policy and the live leases. */
+static int cache_build(struct agent *a, int64_t now, struct mid_cache_builder **ret)
 {
-	struct publish_state st = {.agent = a, .now = now_realtime()};
+	struct publish_state st = {.now = now};
 	int r;
 
 	r = mid_cache_builder_new(&st.builder);
 	if (r < 0)
 		return r;
-	st.groups = calloc(a->policy->n_classes + 1, sizeof(*st.groups));
-	if (!st.groups) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < a->policy->n_classes; i++) {
-		st.groups[i].name = a->policy->classes[i].group;
-		st.groups[i].gid = a->policy->classes[i].gid;
-	}
-
 	for (size_t i = 0; i < a->policy->n_accounts; i++) {
 		r = mid_cache_builder_add_managed(st.builder, a->policy->accounts[i].name);
 		if (r < 0)
-			goto out;
+			goto fail;
 	}
 	/* "PREFIX*" marks every name of a class as managed, so pam_mid keeps
 	 * refusing an ephemeral account after its lease has ended. */
@@ -78,28 +46,120 @@ int cache_publish(struct agent *a)
 		snprintf(pattern, sizeof(pattern), "%s*", a->policy->classes[i].prefix);
 		r = mid_cache_builder_add_managed(st.builder, pattern);
 		if (r < 0)
-			goto out;
+			goto fail;
 	}
 	r = store_foreach_live_account(a->store, on_publish_lease, &st);
 	if (r < 0)
-		goto out;
+		goto fail;
+	/* A class's primary group lives as long as its last live member. */
 	for (size_t i = 0; i < a->policy->n_classes; i++) {
-		if (st.groups[i].expires_at == 0)
+		const struct rule *c = &a->policy->classes[i];
+		int64_t last = mid_cache_builder_gid_expiry(st.builder, c->gid);
+
+		if (last == 0)
 			continue;
-		r = mid_cache_builder_add_group(st.builder, st.groups[i].name, st.groups[i].gid,
-						st.groups[i].expires_at);
+		r = mid_cache_builder_add_group(st.builder, c->group, c->gid, last);
 		/* Two classes may share one primary group. */
 		if (r < 0 && r != -EEXIST)
-			goto out;
+			goto fail;
 	}
-
-	r = mid_cache_builder_publish(st.builder, a->cache_path, ++a->cache_generation, st.now);
-out:
-	if (r < 0)
-		log_error("Failed to publish the NSS cache %s: %s", a->cache_path, strerror(-r));
-	free(st.groups);
+	*ret = st.builder;
+	return 0;
+fail:
 	mid_cache_builder_free(st.builder);
 	return r;
+}
+
+int cache_publish(struct agent *a)
+{
+	int64_t now = now_realtime();
+	int r = 0;
+
+	if (!a->cache_builder) {
+		r = cache_build(a, now, &a->cache_builder);
+		a->cache_removals = 0;
+	}
+	if (r == 0)
+		r = mid_cache_builder_publish(a->cache_builder, a->cache_path, ++a->cache_generation,
+					      now);
+	if (r < 0)
+		log_error("Failed to publish the NSS cache %s: %s", a->cache_path, strerror(-r));
+	return r;
+}
+
+void cache_drop(struct agent *a)
+{
+	mid_cache_builder_free(a->cache_builder);
+	a->cache_builder = NULL;
+}
+
+/* Sets the expiry of the lease's group to that of its last live member,
+ * as a rebuild would. A group left without members makes the next
+ * publish a rebuild, which leaves it out. */
+static int group_follow(struct agent *a, const struct lease *l)
+{
+	int64_t last = mid_cache_builder_gid_expiry(a->cache_builder, l->info.gid);
+
+	if (last == 0)
+		return -ENOENT;
+	return mid_cache_builder_set_group_expiry(a->cache_builder, l->group, l->info.gid, last);
+}
+
+/* Removed records leave their strings in the table; past one removal per
+ * live account a rebuild reclaims them. */
+#define REMOVALS_MIN 1024
+
+static void note_result(struct agent *a, const struct lease *l, int r)
+{
+	if (r >= 0)
+		return;
+	log_debug("Rebuilding the NSS cache at the next publish: lease %s of %s: %s",
+		  l->info.lease, l->info.account, strerror(-r));
+	cache_drop(a);
+}
+
+void cache_lease_added(struct agent *a, const struct lease *l)
+{
+	int r;
+
+	if (!a->cache_builder || !l->info.class_name[0] || l->info.expires_at <= now_realtime())
+		return;
+	r = mid_cache_builder_add_user(a->cache_builder, l->info.account, l->info.uid, l->info.gid,
+				       l->gecos, l->home, l->shell, l->info.expires_at);
+	if (r == 0)
+		r = group_follow(a, l);
+	note_result(a, l, r);
+}
+
+void cache_lease_renewed(struct agent *a, const struct lease *l)
+{
+	int r;
+
+	if (!a->cache_builder || !l->info.class_name[0])
+		return;
+	r = mid_cache_builder_set_user_expiry(a->cache_builder, l->info.account,
+					      l->info.expires_at);
+	if (r == 0)
+		r = group_follow(a, l);
+	note_result(a, l, r);
+}
+
+void cache_lease_ended(struct agent *a, const struct lease *l)
+{
+	int r;
+
+	if (!a->cache_builder || !l->info.class_name[0])
+		return;
+	r = mid_cache_builder_remove_user(a->cache_builder, l->info.account);
+	/* A lease past its expiry was not in the cache. */
+	if (r == -ENOENT)
+		return;
+	if (r == 0 && ++a->cache_removals > REMOVALS_MIN &&
+	    a->cache_removals > mid_cache_builder_n_users(a->cache_builder))
+		r = -ENOSPC;
+	if (r == 0)
+		r = group_follow(a, l);
+	note_result(a, l, r);
 }
 
 struct expire_state {
@@ -175,6 +235,8 @@ int expiry_schedule(struct agent *a)
 	r = store_foreach_due(a->store, st.now, on_due_lease, &st);
 	if (st.n_ended > 0) {
 		/* The account leaves NSS first, then its home and processes go. */
+		for (size_t i = 0; i < st.n_ended; i++)
+			cache_lease_ended(a, &st.ended[i]);
 		(void)cache_publish(a);
 		for (size_t i = 0; i < st.n_ended; i++)
 			accounts_on_lease_end(a, &st.ended[i]);

@@ -244,6 +244,8 @@ void lease_issue(struct agent *a, uid_t requester_uid, const struct rule *rule,
 		return;
 	}
 
+	if (rule->ephemeral)
+		cache_lease_added(a, &l);
 	if (rule->ephemeral && cache_publish(a) < 0)
 		log_error("Lease %s of account %s was issued, but the NSS cache could not be "
 			  "updated; the account may not resolve until the next update",
@@ -622,6 +624,7 @@ static void handle_revoke(struct agent *a, const struct peer *peer, const struct
 	}
 
 	l.info.state = MID_LEASE_REVOKED;
+	cache_lease_ended(a, &l);
 	if (l.info.class_name[0] && cache_publish(a) < 0)
 		log_error("Lease %s was revoked, but the NSS cache could not be updated", l.info.lease);
 	(void)expiry_schedule(a);
@@ -703,6 +706,7 @@ static void handle_renew(struct agent *a, const struct peer *peer, const struct 
 	}
 
 	l.info.expires_at = expires_at;
+	cache_lease_renewed(a, &l);
 	if (l.info.class_name[0] && cache_publish(a) < 0)
 		log_error("Lease %s was renewed, but the NSS cache could not be updated", l.info.lease);
 	(void)expiry_schedule(a);

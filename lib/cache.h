@@ -198,3 +198,18 @@ MID_MUST_CHECK int mid_cache_builder_add_managed(struct mid_cache_builder *b, co
  * path, fsyncs the directory and marks the replaced file stale. */
 MID_MUST_CHECK int mid_cache_builder_publish(struct mid_cache_builder *b, const char *path,
 					     uint64_t generation, int64_t now);
+
+/* Changes for a builder kept between publishes, so that one change does
+ * not rebuild the whole cache. A removed user's strings stay in the string
+ * table until a new builder is made. Return -ENOENT for a name not there. */
+MID_MUST_CHECK int mid_cache_builder_remove_user(struct mid_cache_builder *b, const char *name);
+MID_MUST_CHECK int mid_cache_builder_set_user_expiry(struct mid_cache_builder *b, const char *name,
+						     int64_t expires_at);
+/* Sets the expiry of group name, adding it when it is missing; -EEXIST
+ * when the name is there with another gid. */
+MID_MUST_CHECK int mid_cache_builder_set_group_expiry(struct mid_cache_builder *b,
+						      const char *name, gid_t gid,
+						      int64_t expires_at);
+/* The latest expiry of the users whose primary group is gid, 0 for none. */
+int64_t mid_cache_builder_gid_expiry(const struct mid_cache_builder *b, gid_t gid);
+uint32_t mid_cache_builder_n_users(const struct mid_cache_builder *b);

@@ -492,6 +492,119 @@ int mid_cache_builder_add_managed(struct mid_cache_builder *b, const char *name)
 	return 0;
 }
 
+/* Empties the slot at pos and moves later entries of its probe run back
+ * into the gap where their own probe start allows, so that every probe
+ * still ends at an empty slot and finds what it found before. */
+static void index_delete(const struct mid_cache_builder *b, struct hash_index *ix, uint32_t pos)
+{
+	uint32_t mask = ix->buckets - 1;
+	uint32_t hole = pos;
+
+	for (uint32_t i = (pos + 1) & mask; ix->slots[i] != MID_CACHE_EMPTY; i = (i + 1) & mask) {
+		uint32_t start = index_value_hash(b, ix->kind, ix->slots[i]) & mask;
+
+		/* The entry may fill the hole when the hole lies on its way
+		 * from start to i. */
+		if (((i - start) & mask) >= ((i - hole) & mask)) {
+			ix->slots[hole] = ix->slots[i];
+			hole = i;
+		}
+	}
+	ix->slots[hole] = MID_CACHE_EMPTY;
+	ix->count--;
+}
+
+static int user_find(const struct mid_cache_builder *b, const char *name, uint32_t *ret_pos)
+{
+	struct index_key key = {.name = name};
+	uint32_t pos;
+
+	if (!name_is_valid(name))
+		return -EINVAL;
+	pos = index_probe(b, &b->user_names, &key);
+	if (b->user_names.slots[pos] == MID_CACHE_EMPTY)
+		return -ENOENT;
+	*ret_pos = pos;
+	return 0;
+}
+
+int mid_cache_builder_remove_user(struct mid_cache_builder *b, const char *name)
+{
+	uint32_t name_pos, uid_pos, record, last;
+	int r;
+
+	r = user_find(b, name, &name_pos);
+	if (r < 0)
+		return r;
+	record = b->user_names.slots[name_pos];
+	uid_pos = index_probe(b, &b->user_uids, &(struct index_key){.id = b->users[record].uid});
+	if (b->user_uids.slots[uid_pos] != record)
+		return -EIO;
+
+	index_delete(b, &b->user_names, name_pos);
+	index_delete(b, &b->user_uids, uid_pos);
+
+	/* The last record moves into the freed place, and its index
+	 * entries follow it. The removed record's strings stay in the table
+	 * until the next full build. */
+	last = b->n_users - 1;
+	if (record != last) {
+		struct index_key key = {.name = b->strings + b->users[last].name};
+
+		name_pos = index_probe(b, &b->user_names, &key);
+		uid_pos = index_probe(b, &b->user_uids, &(struct index_key){.id = b->users[last].uid});
+		b->users[record] = b->users[last];
+		b->user_names.slots[name_pos] = record;
+		b->user_uids.slots[uid_pos] = record;
+	}
+	b->n_users--;
+	return 0;
+}
+
+int mid_cache_builder_set_user_expiry(struct mid_cache_builder *b, const char *name,
+				      int64_t expires_at)
+{
+	uint32_t pos;
+	int r = user_find(b, name, &pos);
+
+	if (r < 0)
+		return r;
+	b->users[b->user_names.slots[pos]].expires_at = expires_at;
+	return 0;
+}
+
+int mid_cache_builder_set_group_expiry(struct mid_cache_builder *b, const char *name, gid_t gid,
+				       int64_t expires_at)
+{
+	struct index_key key = {.name = name};
+	uint32_t pos;
+
+	if (!name_is_valid(name))
+		return -EINVAL;
+	pos = index_probe(b, &b->group_names, &key);
+	if (b->group_names.slots[pos] == MID_CACHE_EMPTY)
+		return mid_cache_builder_add_group(b, name, gid, expires_at);
+	if (b->groups[b->group_names.slots[pos]].gid != gid)
+		return -EEXIST;
+	b->groups[b->group_names.slots[pos]].expires_at = expires_at;
+	return 0;
+}
+
+int64_t mid_cache_builder_gid_expiry(const struct mid_cache_builder *b, gid_t gid)
+{
+	int64_t last = 0;
+
+	for (uint32_t i = 0; i < b->n_users; i++)
+		if (b->users[i].gid == gid && b->users[i].expires_at > last)
+			last = b->users[i].expires_at;
+	return last;
+}
+
+uint32_t mid_cache_builder_n_users(const struct mid_cache_builder *b)
+{
+	return b->n_users;
+}
+
 /* Places the sections one after another in the order cache.h lists them. */
 static void header_layout(const struct mid_cache_builder *b, uint64_t generation, int64_t now,
 			  struct mid_cache_header *h)

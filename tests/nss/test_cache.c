@@ -361,6 +361,128 @@ static void test_many_records(void **state)
 	mid_cache_close(&cache);
 }
 
+/* ---- changes to a kept builder ---- */
+
+/* Removes two users in three, in a scrambled order, from a builder whose
+ * probe runs are long enough to need entries moved back; every other user
+ * must still be found by name and uid with its own fields. */
+static void test_remove_keeps_others(void **state)
+{
+	struct fixture *fx = *state;
+	struct mid_cache_builder *b = NULL;
+	struct mid_cache cache;
+	const uint32_t n = 4000;
+	uint32_t misses = 0, leftovers = 0, wrong = 0;
+	char name[32], dir[64];
+
+	assert_int_equal(mid_cache_builder_new(&b), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "k%u", i);
+		snprintf(dir, sizeof(dir), "/home/k%u", i);
+		assert_int_equal(mid_cache_builder_add_user(b, name, 200000 + i, 7, NULL, dir,
+							    "/bin/sh", NOW + 60),
+				 0);
+	}
+	/* 1237 is prime to n, so i * 1237 % n visits every record once. */
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = (uint32_t)((uint64_t)k * 1237 % n);
+
+		if (i % 3 == 0)
+			continue;
+		snprintf(name, sizeof(name), "k%u", i);
+		if (mid_cache_builder_remove_user(b, name) != 0)
+			wrong++;
+	}
+	assert_int_equal(wrong, 0);
+	assert_int_equal(mid_cache_builder_n_users(b), (n + 2) / 3);
+	assert_int_equal(mid_cache_builder_publish(b, fx->path, 1, NOW), 0);
+	mid_cache_builder_free(b);
+
+	assert_int_equal(mid_cache_open(fx->path, &cache), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		struct mid_cache_user_view u;
+		int by_name, by_uid;
+
+		snprintf(name, sizeof(name), "k%u", i);
+		snprintf(dir, sizeof(dir), "/home/k%u", i);
+		by_name = mid_cache_find_user_by_name(&cache, name, NOW, &u);
+		if (by_name == 0 && (u.uid != 200000 + i || strcmp(u.dir, dir) != 0))
+			wrong++;
+		by_uid = mid_cache_find_user_by_uid(&cache, 200000 + i, NOW, &u);
+		if (by_uid == 0 && strcmp(u.name, name) != 0)
+			wrong++;
+		if (i % 3 == 0)
+			misses += (by_name != 0) + (by_uid != 0);
+		else
+			leftovers += (by_name != -ENOENT) + (by_uid != -ENOENT);
+	}
+	assert_int_equal(wrong, 0);
+	assert_int_equal(misses, 0);
+	assert_int_equal(leftovers, 0);
+	mid_cache_close(&cache);
+}
+
+static void test_remove_missing(void **state)
+{
+	struct mid_cache_builder *b = NULL;
+
+	assert_int_equal(mid_cache_builder_new(&b), 0);
+	assert_int_equal(mid_cache_builder_add_user(b, "alice", 60001, 60001, NULL, "/home/alice",
+						    "/bin/sh", NOW + 60),
+			 0);
+	assert_int_equal(mid_cache_builder_remove_user(b, "bob"), -ENOENT);
+	assert_int_equal(mid_cache_builder_remove_user(b, "bad:name"), -EINVAL);
+	assert_int_equal(mid_cache_builder_remove_user(b, "alice"), 0);
+	assert_int_equal(mid_cache_builder_remove_user(b, "alice"), -ENOENT);
+	assert_int_equal(mid_cache_builder_n_users(b), 0);
+	/* The name can come back, with a new uid. */
+	assert_int_equal(mid_cache_builder_add_user(b, "alice", 60009, 60001, NULL, "/home/alice",
+						    "/bin/sh", NOW + 60),
+			 0);
+	assert_int_equal(mid_cache_builder_n_users(b), 1);
+	mid_cache_builder_free(b);
+}
+
+static void test_set_expiry(void **state)
+{
+	struct fixture *fx = *state;
+	struct mid_cache_builder *b = NULL;
+	struct mid_cache_user_view u;
+	struct mid_cache_group_view g;
+	struct mid_cache cache;
+
+	assert_int_equal(mid_cache_builder_new(&b), 0);
+	assert_int_equal(mid_cache_builder_add_user(b, "alice", 60001, 500, NULL, "/home/alice",
+						    "/bin/sh", NOW + 60),
+			 0);
+	assert_int_equal(mid_cache_builder_add_user(b, "bob", 60002, 500, NULL, "/home/bob",
+						    "/bin/sh", NOW + 90),
+			 0);
+	assert_int_equal(mid_cache_builder_gid_expiry(b, 500), NOW + 90);
+	assert_int_equal(mid_cache_builder_gid_expiry(b, 501), 0);
+
+	assert_int_equal(mid_cache_builder_set_user_expiry(b, "bob", NOW), 0);
+	assert_int_equal(mid_cache_builder_set_user_expiry(b, "carol", NOW), -ENOENT);
+	assert_int_equal(mid_cache_builder_gid_expiry(b, 500), NOW + 60);
+
+	assert_int_equal(mid_cache_builder_set_group_expiry(b, "crew", 500, NOW + 30), 0);
+	assert_int_equal(mid_cache_builder_set_group_expiry(b, "crew", 500, NOW + 60), 0);
+	assert_int_equal(mid_cache_builder_set_group_expiry(b, "crew", 501, NOW + 60), -EEXIST);
+	assert_int_equal(mid_cache_builder_publish(b, fx->path, 1, NOW), 0);
+	mid_cache_builder_free(b);
+
+	assert_int_equal(mid_cache_open(fx->path, &cache), 0);
+	assert_int_equal(mid_cache_find_user_by_name(&cache, "alice", NOW, &u), 0);
+	assert_int_equal(u.expires_at, NOW + 60);
+	assert_int_equal(mid_cache_find_user_by_name(&cache, "bob", NOW, &u), -ENOENT);
+	assert_int_equal(mid_cache_find_group_by_name(&cache, "crew", NOW, &g), 0);
+	assert_int_equal(g.gid, 500);
+	assert_int_equal(mid_cache_find_group_by_name(&cache, "crew", NOW + 59, &g), 0);
+	assert_int_equal(mid_cache_find_group_by_name(&cache, "crew", NOW + 60, &g), -ENOENT);
+	assert_int_equal(cache.header->n_groups, 1);
+	mid_cache_close(&cache);
+}
+
 /* ---- builder input checks ---- */
 
 static void test_duplicate_rejected(void **state)
@@ -1115,6 +1237,9 @@ int main(void)
 	    FIXTURE_TEST(test_strings_shared),
 	    FIXTURE_TEST(test_empty_cache),
 	    FIXTURE_TEST(test_many_records),
+	    FIXTURE_TEST(test_remove_keeps_others),
+	    FIXTURE_TEST(test_remove_missing),
+	    FIXTURE_TEST(test_set_expiry),
 	    FIXTURE_TEST(test_duplicate_rejected),
 	    FIXTURE_TEST(test_rejected_input_leaves_builder),
 	    FIXTURE_TEST(test_invalid_names_rejected),
