@@ -26,7 +26,17 @@
 struct verified_lease {
 	char lease[MID_LEASE_ID_MAX + 1];
 	int64_t expires_at; /* seconds since the Epoch */
+	char account[MID_NAME_MAX + 1];
+	uint64_t verified_usec; /* CLOCK_MONOTONIC */
+	bool account_done; /* the first account phase took the verdict */
 };
+
+/* The verification already made every check of the account phase (lock,
+ * live lease, service, source, hours), so the account phase that follows
+ * it within this long takes its verdict instead of asking again. A
+ * revocation after the verification still ends the login: opening the
+ * session asks the agent, and a revoked lease ends its sessions. */
+#define VERDICT_REUSE_USEC 1000000ULL
 
 struct options {
 	const char *socket_path;
@@ -184,6 +194,14 @@ static int agent_check_managed(pam_handle_t *pamh, const struct options *o, cons
 	return r;
 }
 
+static uint64_t now_monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void cleanup_lease(pam_handle_t *pamh, void *data, int error_status)
 {
 	free(data);
@@ -329,6 +347,8 @@ static int credential_verify(pam_handle_t *pamh, int flags, const struct options
 	}
 	snprintf(data->lease, sizeof(data->lease), "%s", resp->lease.lease);
 	data->expires_at = resp->lease.expires_at;
+	snprintf(data->account, sizeof(data->account), "%s", user);
+	data->verified_usec = now_monotonic_usec();
 	if (pam_set_data(pamh, LEASE_DATA, data, cleanup_lease) != PAM_SUCCESS) {
 		free(data);
 		r = PAM_BUF_ERR;
@@ -411,6 +431,27 @@ static int lease_request(pam_handle_t *pamh, const struct options *o, uint8_t ty
 	return agent_call(pamh, o, &req, resp);
 }
 
+/* True once, for the first account phase of the user that this handle's
+ * authentication verified, within VERDICT_REUSE_USEC of it. */
+static bool verdict_reusable(pam_handle_t *pamh, const struct options *o)
+{
+	const void *item = NULL, *user = NULL;
+	struct verified_lease *v;
+
+	if (pam_get_data(pamh, LEASE_DATA, &item) != PAM_SUCCESS || !item)
+		return false;
+	v = (struct verified_lease *)item;
+	if (v->account_done || pam_get_item(pamh, PAM_USER, &user) != PAM_SUCCESS || !user ||
+	    strcmp(user, v->account) != 0 ||
+	    now_monotonic_usec() - v->verified_usec > VERDICT_REUSE_USEC)
+		return false;
+	v->account_done = true;
+	if (o->debug)
+		pam_syslog(pamh, LOG_DEBUG, "account %s: lease %s was verified just now", v->account,
+			   v->lease);
+	return true;
+}
+
 PAM_EXTERN MID_EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc,
 					    const char **argv)
 {
@@ -420,6 +461,8 @@ PAM_EXTERN MID_EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int ar
 	int r;
 
 	options_parse(pamh, argc, argv, &o);
+	if (verdict_reusable(pamh, &o))
+		return PAM_SUCCESS;
 	r = user_get(pamh, &o, &user);
 	if (r != PAM_SUCCESS)
 		return r;

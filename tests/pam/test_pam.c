@@ -286,6 +286,49 @@ static void account_after_lease_ends(int64_t (*end_lease)(const struct mid_lease
 	assert_int_equal(pam_end(pamh, PAM_SUCCESS), PAM_SUCCESS);
 }
 
+/* Authenticates lease's account on a new handle, then stops the agent, so
+ * that whatever the account phase answers comes without asking it. */
+static pam_handle_t *authenticated_then_agent_stopped(const struct mid_lease_info *lease,
+						      struct pam_conv *conv)
+{
+	pam_handle_t *pamh = NULL;
+
+	assert_int_equal(pam_start("mid", lease->account, conv, &pamh), PAM_SUCCESS);
+	assert_int_equal(pam_authenticate(pamh, 0), PAM_SUCCESS);
+	assert_int_equal(harness_stop_agent(&agent), 0);
+	return pamh;
+}
+
+/* The first account phase right after authentication takes the verdict of
+ * the verification; a second one, one for another user, or one after a
+ * second asks the agent again. */
+static void account_takes_fresh_verdict(void **state)
+{
+	char cred[MID_CREDENTIAL_MAX + 1];
+	struct mid_lease_info lease;
+	struct pam_conv conv = {.conv = conv_reply, .appdata_ptr = cred};
+	pam_handle_t *pamh;
+
+	issue(NULL, "ci", 60, cred, &lease);
+	pamh = authenticated_then_agent_stopped(&lease, &conv);
+	assert_int_equal(pam_acct_mgmt(pamh, 0), PAM_SUCCESS);
+	assert_int_equal(pam_acct_mgmt(pamh, 0), PAM_AUTHINFO_UNAVAIL);
+	assert_int_equal(pam_end(pamh, PAM_SUCCESS), PAM_SUCCESS);
+	assert_int_equal(harness_restart_agent(&agent), 0);
+
+	pamh = authenticated_then_agent_stopped(&lease, &conv);
+	assert_int_equal(pam_set_item(pamh, PAM_USER, "daemon"), PAM_SUCCESS);
+	assert_int_equal(pam_acct_mgmt(pamh, 0), PAM_AUTHINFO_UNAVAIL);
+	assert_int_equal(pam_end(pamh, PAM_SUCCESS), PAM_SUCCESS);
+	assert_int_equal(harness_restart_agent(&agent), 0);
+
+	pamh = authenticated_then_agent_stopped(&lease, &conv);
+	usleep(1100 * 1000);
+	assert_int_equal(pam_acct_mgmt(pamh, 0), PAM_AUTHINFO_UNAVAIL);
+	assert_int_equal(pam_end(pamh, PAM_SUCCESS), PAM_SUCCESS);
+	assert_int_equal(harness_restart_agent(&agent), 0);
+}
+
 static int64_t wait_expiry(const struct mid_lease_info *lease)
 {
 	sleep_until(lease->expires_at);
@@ -527,6 +570,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(auth_expired_credential),
 		cmocka_unit_test(account_expired_lease),
 		cmocka_unit_test(account_revoked_lease),
+		cmocka_unit_test(account_takes_fresh_verdict),
 		cmocka_unit_test(one_time_credential),
 		cmocka_unit_test(unmanaged_user_ignored),
 		cmocka_unit_test(managed_user_not_ignored),
