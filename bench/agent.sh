@@ -1,8 +1,10 @@
 #!/bin/sh
 # Agent benchmark: verification and issuance throughput with p50/p99
-# latency at 1, 8 and 64 concurrent clients; then, for each lease count,
-# start-up time to ready, resident memory, and the latency of issuing one
-# ephemeral account, which includes republishing the NSS cache.
+# latency at 1, 8 and 64 concurrent clients sending back to back, and
+# verification latency at fixed rates from 64 clients. Then, for each
+# lease count: start-up time to ready, resident memory, the latency of
+# issuing one ephemeral account, which includes republishing the NSS
+# cache, and that of a policy reload, which rebuilds the cache.
 # Usage: bench/agent.sh OUT BUILD SIZES...
 set -eu
 OUT=$1 BUILD=$2
@@ -54,10 +56,18 @@ for clients in 1 8 64; do
 	set -- $("$OUT/bench_agent" "$SOCK" issue "$clients" "$SECONDS_PER_RUN" nobody)
 	printf '%-8s %7s %12s %8s %8s\n' issue "$clients" "$1" "$2" "$3"
 done
+# The same verifications offered at a fixed rate by 64 clients, with
+# latency counted from the time each request was due.
+echo
+printf '%-8s %7s %12s %12s %8s %8s\n' request clients "offered/s" "requests/s" "p50 us" "p99 us"
+for rate in 10000 25000 50000; do
+	set -- $(BENCH_AGENT_RATE=$rate "$OUT/bench_agent" "$SOCK" verify 64 "$SECONDS_PER_RUN" nobody "$cred")
+	printf '%-8s %7s %12s %12s %8s %8s\n' verify 64 "$rate" "$1" "$2" "$3"
+done
 agent_stop
 
 echo
-printf '%-8s %10s %10s %16s\n' leases "ready ms" "RSS MiB" "issue+publish ms"
+printf '%-8s %10s %10s %16s %10s\n' leases "ready ms" "RSS MiB" "issue+publish ms" "reload ms"
 for n in ${BENCH_AGENT_SIZES:-10 1000 10000 100000}; do
 	rm -rf "$DIR"/state/*
 	agent_start
@@ -75,6 +85,8 @@ EOT
 	rss=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' /proc/"$AGENT"/status)
 	set -- $("$OUT/bench_agent" "$SOCK" issue 1 1 class:bench)
 	publish=$(awk -v us="$2" 'BEGIN { printf "%.1f", us / 1000 }')
-	printf '%-8s %10s %10s %16s\n' "$n" "$READY_MS" "$rss" "$publish"
+	set -- $("$OUT/bench_agent" "$SOCK" reload 1 1 -)
+	reload=$(awk -v us="$2" 'BEGIN { printf "%.1f", us / 1000 }')
+	printf '%-8s %10s %10s %16s %10s\n' "$n" "$READY_MS" "$rss" "$publish" "$reload"
 	agent_stop
 done

@@ -1,16 +1,26 @@
-/* Load generator for mid-agentd: CLIENTS threads, each on its own
- * connection, send requests back to back for SECONDS and record every
- * latency. Prints throughput and p50/p99 latency.
+/* Load generator for mid-agentd: CLIENTS connections, spread over a few
+ * threads that drive them with epoll (as wrk and memtier do, so that the
+ * generator's own scheduling adds little to what is measured), each send
+ * a request as soon as the reply to the last one came, for SECONDS, and
+ * record every latency. Prints throughput and p50/p99 latency.
  *
  * Usage: bench_agent SOCKET verify CLIENTS SECONDS ACCOUNT CREDENTIAL
- *        bench_agent SOCKET issue CLIENTS SECONDS ACCOUNT|class:CLASS */
+ *        bench_agent SOCKET issue CLIENTS SECONDS ACCOUNT|class:CLASS
+ *        bench_agent SOCKET reload CLIENTS SECONDS -
+ * BENCH_AGENT_THREADS sets the number of threads (default 2). With
+ * BENCH_AGENT_RATE=N the clients together send N requests a second on a
+ * fixed schedule instead, one outstanding request each, and a latency
+ * counts from the time the schedule set, so a late reply also delays the
+ * requests behind it in the figures. */
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -22,11 +32,13 @@
 #define MAX_SAMPLES (1 << 20)
 
 static const char *socket_path;
+static int n_connections;
 static struct mid_request request;
 static int64_t deadline;
 
 struct client {
 	pthread_t thread;
+	int first, count; /* connections first .. first + count - 1 */
 	uint32_t *samples; /* microseconds */
 	size_t n;
 	size_t failures;
@@ -53,41 +65,110 @@ static int connect_agent(void)
 	return fd;
 }
 
+struct conn {
+	int fd;
+	bool waiting;	 /* a request is out */
+	int64_t sent_at; /* when it was due: with a rate, the schedule's time */
+	int64_t next_at; /* with a rate, when the next request is due */
+};
+
+static uint8_t frame[MID_FRAME_MAX];
+static size_t frame_len;
+/* Nanoseconds between two requests of one connection; 0: back to back. */
+static int64_t interval;
+
+static void conn_send(struct conn *k, struct client *c, int64_t due)
+{
+	while (send(k->fd, frame, frame_len, MSG_NOSIGNAL) != (ssize_t)frame_len) {
+		c->failures++;
+		close(k->fd);
+		k->fd = connect_agent();
+	}
+	k->sent_at = due;
+	k->waiting = true;
+	k->next_at = due + interval;
+}
+
+/* Sends what is due and returns the nanoseconds until the next request
+ * falls due, or -1 when none waits for its time. */
+static int64_t send_due(struct conn *conns, int count, struct client *c, int64_t now)
+{
+	int64_t wait = -1;
+
+	for (int i = 0; i < count; i++) {
+		struct conn *k = &conns[i];
+
+		if (k->waiting || k->fd < 0 || k->next_at >= deadline)
+			continue;
+		if (k->next_at <= now)
+			conn_send(k, c, interval ? k->next_at : now);
+		else if (wait < 0 || k->next_at - now < wait)
+			wait = k->next_at - now;
+	}
+	return wait;
+}
+
 static void *run_client(void *arg)
 {
 	struct client *c = arg;
 	static _Thread_local uint8_t buf[MID_FRAME_MAX];
 	struct mid_response *resp = malloc(sizeof(*resp));
-	ssize_t len = mid_request_encode(&request, buf, sizeof(buf));
-	uint8_t frame[MID_FRAME_MAX];
-	int fd = connect_agent();
+	struct conn *conns = calloc((size_t)c->count, sizeof(*conns));
+	struct epoll_event events[64];
+	int ep = epoll_create1(EPOLL_CLOEXEC), live = c->count;
+	int64_t start = now_nsec();
 
-	if (!resp || len < 0)
+	if (!resp || !conns || ep < 0)
 		exit(1);
-	memcpy(frame, buf, (size_t)len);
-	while (now_nsec() < deadline && c->n < MAX_SAMPLES) {
-		int64_t start = now_nsec();
-		ssize_t n;
+	for (int i = 0; i < c->count; i++) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &conns[i]};
 
-		if (send(fd, frame, (size_t)len, MSG_NOSIGNAL) != len) {
-			c->failures++;
-			close(fd);
-			fd = connect_agent();
-			continue;
-		}
-		n = recv(fd, buf, sizeof(buf), 0);
-		if (n <= 0 || mid_response_decode(buf, (size_t)n, resp) < 0 ||
-		    resp->status != MID_OK) {
-			c->failures++;
-			if (n <= 0) {
-				close(fd);
-				fd = connect_agent();
-			}
-			continue;
-		}
-		c->samples[c->n++] = (uint32_t)((now_nsec() - start) / 1000);
+		conns[i].fd = connect_agent();
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev) < 0)
+			exit(1);
+		/* With a rate, the connections of all threads take turns. */
+		conns[i].next_at = start + interval * (c->first + i) / n_connections;
 	}
-	close(fd);
+
+	while (live > 0) {
+		int64_t now = now_nsec(), wait = send_due(conns, c->count, c, now);
+		struct timespec timeout = {.tv_sec = 1};
+		int n;
+
+		if (wait >= 0)
+			timeout = (struct timespec){.tv_sec = wait / 1000000000,
+						    .tv_nsec = wait % 1000000000};
+		n = epoll_pwait2(ep, events, 64, &timeout, NULL);
+		for (int e = 0; e < n; e++) {
+			struct conn *k = events[e].data.ptr;
+			ssize_t len = recv(k->fd, buf, sizeof(buf), 0);
+
+			now = now_nsec();
+			if (len <= 0 || mid_response_decode(buf, (size_t)len, resp) < 0 ||
+			    resp->status != MID_OK)
+				c->failures++;
+			else if (c->n < MAX_SAMPLES)
+				c->samples[c->n++] = (uint32_t)((now - k->sent_at) / 1000);
+			k->waiting = false;
+			if (len <= 0) {
+				struct epoll_event ev = {.events = EPOLLIN, .data.ptr = k};
+
+				(void)epoll_ctl(ep, EPOLL_CTL_DEL, k->fd, NULL);
+				close(k->fd);
+				k->fd = connect_agent();
+				if (epoll_ctl(ep, EPOLL_CTL_ADD, k->fd, &ev) < 0)
+					exit(1);
+			}
+			if (k->next_at >= deadline) {
+				(void)epoll_ctl(ep, EPOLL_CTL_DEL, k->fd, NULL);
+				close(k->fd);
+				k->fd = -1;
+				live--;
+			}
+		}
+	}
+	close(ep);
+	free(conns);
 	free(resp);
 	return NULL;
 }
@@ -102,7 +183,7 @@ static int compare_u32(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	static struct client clients[MAX_CLIENTS];
-	int n_clients;
+	int n_clients, n_threads;
 	double seconds;
 	uint32_t *all;
 	size_t total = 0, failures = 0;
@@ -128,17 +209,38 @@ int main(int argc, char **argv)
 			snprintf(request.class_name, sizeof(request.class_name), "%s", argv[5] + 6);
 		else
 			snprintf(request.account, sizeof(request.account), "%s", argv[5]);
+	} else if (strcmp(argv[2], "reload") == 0) {
+		request.type = MID_REQ_RELOAD;
 	} else
 		return 2;
 
+	{
+		const char *t = getenv("BENCH_AGENT_THREADS");
+		ssize_t len = mid_request_encode(&request, frame, sizeof(frame));
+
+		const char *rate = getenv("BENCH_AGENT_RATE");
+
+		n_threads = t ? atoi(t) : 2;
+		n_connections = n_clients;
+		if (rate && atof(rate) > 0)
+			interval = (int64_t)(1e9 * n_clients / atof(rate));
+		if (n_threads < 1 || len < 0)
+			return 2;
+		if (n_threads > n_clients)
+			n_threads = n_clients;
+		frame_len = (size_t)len;
+	}
 	deadline = now_nsec() + (int64_t)(seconds * 1e9);
-	for (int i = 0; i < n_clients; i++) {
+	for (int i = 0, first = 0; i < n_threads; i++) {
+		clients[i].first = first;
+		clients[i].count = n_clients / n_threads + (i < n_clients % n_threads);
+		first += clients[i].count;
 		clients[i].samples = malloc(MAX_SAMPLES * sizeof(uint32_t));
 		if (!clients[i].samples)
 			return 1;
 		pthread_create(&clients[i].thread, NULL, run_client, &clients[i]);
 	}
-	for (int i = 0; i < n_clients; i++) {
+	for (int i = 0; i < n_threads; i++) {
 		pthread_join(clients[i].thread, NULL);
 		total += clients[i].n;
 		failures += clients[i].failures;
@@ -147,7 +249,7 @@ int main(int argc, char **argv)
 	all = malloc((total + 1) * sizeof(uint32_t));
 	if (!all)
 		return 1;
-	for (int i = 0, k = 0; i < n_clients; i++)
+	for (int i = 0, k = 0; i < n_threads; i++)
 		for (size_t j = 0; j < clients[i].n; j++)
 			all[k++] = clients[i].samples[j];
 	qsort(all, total, sizeof(uint32_t), compare_u32);

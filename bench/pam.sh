@@ -2,7 +2,9 @@
 # PAM benchmark: whole transactions through the real Linux-PAM stack with
 # pam_mid (and a real agent), pam_permit (the floor) and pam_unix with a
 # yescrypt password, in a private mount namespace whose /etc/pam.d,
-# /etc/passwd and /etc/shadow name a benchmark account.
+# /etc/passwd and /etc/shadow name a benchmark account. The last row adds
+# to pam_permit one socket round trip to an echo process: the least any
+# module that asks a daemon can cost.
 # Usage: bench/pam.sh OUT BUILD
 set -eu
 OUT=$1 BUILD=$2
@@ -63,8 +65,13 @@ cred=$("$BUILD/midctl/midctl" --socket "$OUT/agent.sock" --field credential issu
 permit=$("$OUT/bench_pam" bench-permit mid-bench x)
 mid=$("$OUT/bench_pam" bench-mid mid-bench "$cred")
 unix=$("$OUT/bench_pam" bench-unix mid-bench bench-password)
+floor=$("$OUT/bench_pam" --socket-floor "$OUT")
 printf '%-12s %12s %10s\n' stack "us/login" "vs permit"
 printf '%-12s %12s %10s\n' pam_permit "$permit" 1.00
 printf '%-12s %12s %10s\n' pam_mid "$mid" "$(awk -v a="$mid" -v b="$permit" 'BEGIN { printf "%.2f", a / b }')"
 printf '%-12s %12s %10s\n' pam_unix "$unix" "$(awk -v a="$unix" -v b="$permit" 'BEGIN { printf "%.2f", a / b }')"
+# What any module that asks a daemon adds at least: one connect, request
+# and reply to a process that only echoes it.
+printf '%-12s %12s %10s\n' "+ echo rtt" "$(awk -v a="$floor" -v b="$permit" 'BEGIN { printf "%.1f", a + b }')" \
+	"$(awk -v a="$floor" -v b="$permit" 'BEGIN { printf "%.2f", (a + b) / b }')"
 EOS
