@@ -673,10 +673,7 @@ int accounts_on_issue(struct agent *a, const struct rule *rule, const struct lea
 	r = store_begin(a->store);
 	if (r == 0)
 		r = account_insert(a, &row, false);
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0) {
 		log_error("Failed to record ephemeral account %s: %s", row.account, strerror(-r));
 		if (row.home[0] && home_remove(&row) != 0)
@@ -871,11 +868,7 @@ static int cleanup_run(struct agent *a, const struct account_row *row)
 							      .lease = row->lease,
 							      .peer_uid = -1,
 							      .detail = detail});
-	if (r < 0) {
-		store_rollback(a->store);
-		return r;
-	}
-	r = store_commit(a->store);
+	r = store_end(a->store, r);
 	if (r < 0)
 		return r;
 	log_event(LOG_INFO,

@@ -531,10 +531,7 @@ int approval_intercept_issue(struct agent *a, const struct peer *peer, const str
 		r = request_insert(a, &ar);
 	if (r == 0)
 		r = request_audit(a, "request", &ar, NULL, peer->uid, now, detail);
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0) {
 		reply_store_error(resp, r);
 		return 1;
@@ -624,10 +621,7 @@ static void handle_approve(struct agent *a, const struct peer *peer, const struc
 		r = vote_insert(a, ar.id, peer->uid, now, req->reason);
 	if (r == 0)
 		r = request_audit(a, "approve", &ar, NULL, peer->uid, now, detail);
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0) {
 		reply_store_error(resp, r);
 		return;
@@ -697,10 +691,7 @@ static void handle_deny(struct agent *a, const struct peer *peer, const struct m
 				      req->reason);
 	if (r == 0)
 		r = request_audit(a, "deny", &ar, NULL, peer->uid, now, detail);
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0) {
 		reply_store_error(resp, r);
 		return;
@@ -727,10 +718,7 @@ static void collect_release(struct agent *a, const struct approval_request *ar)
 	r = store_begin(a->store);
 	if (r == 0)
 		r = request_set_state(a, ar->id, REQUEST_COLLECTED, REQUEST_PENDING, -1, 0, NULL);
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0)
 		log_error("Failed to reopen approval request %s after its credential could not be "
 			  "issued (%s); the requester must run midctl issue again",
@@ -793,10 +781,7 @@ static void handle_collect(struct agent *a, const struct peer *peer, const struc
 	r = store_begin(a->store);
 	if (r == 0)
 		r = request_set_state(a, ar.id, REQUEST_PENDING, REQUEST_COLLECTED, -1, now, NULL);
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r == -ESTALE) {
 		reply(resp, MID_ERR_DENIED, "request %s was decided while it was being collected",
 		      ar.id);
@@ -824,10 +809,7 @@ static void handle_collect(struct agent *a, const struct peer *peer, const struc
 							      .lease = resp->lease.lease,
 							      .peer_uid = peer->uid,
 							      .detail = detail});
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	/* The credential exists and its "issue" audit record is committed, so
 	 * it is handed out even though the link to the request is missing. */
 	if (r < 0)

@@ -294,10 +294,7 @@ static void handle_sign(struct agent *a, const struct peer *peer, const struct m
 				       &(struct audit_record){.event = "audit-sign",
 							      .peer_uid = peer->uid,
 							      .detail = detail});
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0)
 		log_error("Failed to record the signing of audit digest %.64s: %s", req->credential,
 			  strerror(-r));

@@ -186,10 +186,7 @@ void lockout_record_failure(struct agent *a, const struct rule *rule, const char
 							      .peer_uid = -1,
 							      .detail = locked_account ? account_key
 										       : source_key});
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0) {
 		log_error("Failed to record a failed login for lockout: %s", strerror(-r));
 		return;
@@ -281,10 +278,7 @@ void lockout_handle_unlock(struct agent *a, const struct peer *peer,
 							      .account = req->account,
 							      .peer_uid = peer->uid,
 							      .detail = req->rhost});
-	if (r >= 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0) {
 		reply_store_error(resp, r);
 		return;

@@ -208,10 +208,7 @@ static int on_reload_lease(const struct lease *l, void *userdata)
 							      .lease = l->info.lease,
 							      .peer_uid = -1,
 							      .detail = "policy reload: no rule allows it"});
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0) {
 		log_error("Failed to revoke lease %s after a reload: %s", l->info.lease, strerror(-r));
 		return 0;
@@ -278,10 +275,7 @@ int agent_reload(struct agent *a, const struct peer *peer, struct mid_response *
 						       .event = "reload",
 						       .peer_uid = peer ? (long long)peer->uid : -1,
 						       .detail = a->config_path});
-		if (r == 0)
-			r = store_commit(a->store);
-		else
-			store_rollback(a->store);
+		r = store_end(a->store, r);
 		if (r < 0)
 			log_error("Failed to record the reload in the audit log: %s", strerror(-r));
 		log_event(LOG_INFO,

@@ -185,10 +185,7 @@ static int on_due_lease(const struct lease *l, void *userdata)
 							      .account = l->info.account,
 							      .lease = l->info.lease,
 							      .peer_uid = -1});
-	if (r == 0)
-		r = store_commit(s);
-	else
-		store_rollback(s);
+	r = store_end(s, r);
 	if (r < 0) {
 		/* The lease stays live in the database, but every check also
 		 * compares its expiry with the clock, so it no longer works. */

@@ -232,10 +232,7 @@ void lease_issue(struct agent *a, uid_t requester_uid, const struct rule *rule,
 							      .lease = l.info.lease,
 							      .peer_uid = requester_uid,
 							      .detail = req->reason});
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0) {
 		sodium_memzero(token, sizeof(token));
 		if (rule->ephemeral)
@@ -420,10 +417,7 @@ static void handle_verify(struct agent *a, const struct peer *peer, const struct
 			r = store_lease_add_use(a->store, lease_id);
 		if (r == 0)
 			r = store_audit_append(a->store, now, &rec);
-		if (r == 0)
-			r = store_commit(a->store);
-		else
-			store_rollback(a->store);
+		r = store_end(a->store, r);
 		if (r < 0) {
 			reply_store_error(resp, r);
 			return;
@@ -614,10 +608,7 @@ static void handle_revoke(struct agent *a, const struct peer *peer, const struct
 							      .lease = l.info.lease,
 							      .peer_uid = peer->uid,
 							      .detail = req->reason});
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0) {
 		reply_store_error(resp, r);
 		return;
@@ -696,10 +687,7 @@ static void handle_renew(struct agent *a, const struct peer *peer, const struct 
 							      .account = l.info.account,
 							      .lease = l.info.lease,
 							      .peer_uid = peer->uid});
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0) {
 		reply_store_error(resp, r);
 		return;
@@ -793,10 +781,7 @@ static void refusal_record(struct agent *a, const struct peer *peer, const struc
 	r = store_begin(a->store);
 	if (r == 0)
 		r = store_audit_append(a->store, now_realtime(), &rec);
-	if (r == 0)
-		r = store_commit(a->store);
-	else
-		store_rollback(a->store);
+	r = store_end(a->store, r);
 	if (r < 0)
 		log_error("Failed to record a refused request in the audit log: %s", strerror(-r));
 }

@@ -603,11 +603,7 @@ static int session_commit(struct agent *a, const struct session *s, uint8_t stat
 							      .lease = s->lease,
 							      .peer_uid = peer_uid,
 							      .detail = detail});
-	if (r < 0) {
-		store_rollback(a->store);
-		return r;
-	}
-	return store_commit(a->store);
+	return store_end(a->store, r);
 }
 
 /* ---- Event sources of open sessions ---- */

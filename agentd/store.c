@@ -677,6 +677,15 @@ int store_commit(struct store *s)
 	return commit(s, true);
 }
 
+int store_end(struct store *s, int r)
+{
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}
+
 bool store_sync_due(const struct store *s)
 {
 	return s->unsynced;
@@ -1202,10 +1211,7 @@ int store_audit_prune(struct store *s, int64_t now, uint64_t retention, uint64_t
 	if (r < 0)
 		return r;
 	r = prune_locked(s, now, retention, &pruned);
-	if (r == 0)
-		r = store_commit(s);
-	else
-		store_rollback(s);
+	r = store_end(s, r);
 	if (r < 0)
 		return r;
 	*ret_pruned = pruned;

@@ -54,6 +54,10 @@ int store_error(struct store *s, int rc, const char *what);
 MID_MUST_CHECK int store_begin(struct store *s);
 MID_MUST_CHECK int store_commit(struct store *s);
 void store_rollback(struct store *s);
+/* Ends the transaction store_begin opened: commits it when r, the result
+ * of the changes made in it, is not negative, else rolls it back and
+ * returns r. */
+MID_MUST_CHECK int store_end(struct store *s, int r);
 
 /* Group commit. Between store_batch_begin and store_batch_end every
  * store_commit still commits its own transaction, so each request stays
