@@ -162,6 +162,15 @@ struct held_record {
 /* Records held at most; one more writes them first. */
 #define HELD_MAX 64
 
+/* Leases read recently, so that a credential verified again and again
+ * costs no query. Any change to any lease empties the cache. */
+#define LEASE_CACHE_SLOTS 64
+
+struct lease_cache_slot {
+	uint64_t generation; /* valid while it equals the store's */
+	struct lease lease;
+};
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[_STMT_MAX];
@@ -178,6 +187,9 @@ struct store {
 
 	bool in_batch;
 	bool unsynced; /* light commits that no fsync has covered yet */
+	struct lease_cache_slot *lease_cache;
+	uint64_t lease_generation; /* starts at 1, so a zeroed slot is invalid */
+
 	/* Audit records held within a batch; see store_audit_defer. */
 	struct held_record *held;
 	size_t n_held;
@@ -188,6 +200,12 @@ struct store {
 	int64_t full_logged_at;
 	unsigned full_suppressed;
 };
+
+/* Empties the lease cache; every change to a lease comes through here. */
+static void lease_cache_forget(struct store *s)
+{
+	s->lease_generation++;
+}
 
 static bool error_is_no_space(struct store *s, int rc)
 {
@@ -551,6 +569,7 @@ int store_open_flags(const char *state_dir, unsigned flags, struct store **ret)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->lease_generation = 1;
 
 	rc = sqlite3_open_v2(path, &s->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
@@ -619,6 +638,9 @@ void store_close(struct store *s)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);
 	free(s->held);
+	if (s->lease_cache)
+		sodium_memzero(s->lease_cache, LEASE_CACHE_SLOTS * sizeof(*s->lease_cache));
+	free(s->lease_cache);
 	free(s);
 }
 
@@ -705,6 +727,8 @@ int store_sync(struct store *s)
 
 void store_rollback(struct store *s)
 {
+	/* A lease read inside the transaction may show its own changes. */
+	lease_cache_forget(s);
 	if (!sqlite3_get_autocommit(s->db))
 		(void)step_done(s, stmt_get(s, STMT_ROLLBACK), "roll back a transaction");
 	/* The audit chain tail may belong to a rolled-back record, even when
@@ -796,6 +820,7 @@ int store_lease_insert(struct store *s, const struct lease *l)
 	sqlite3_stmt *st = stmt_get(s, STMT_INSERT);
 	const struct mid_lease_info *i = &l->info;
 
+	lease_cache_forget(s);
 	bind_text(st, 1, i->lease);
 	bind_text(st, 2, i->account);
 	bind_text(st, 3, i->class_name);
@@ -847,16 +872,42 @@ static void lease_from_row(sqlite3_stmt *st, struct lease *l)
 	copy_text(st, 19, i->sources, sizeof(i->sources));
 }
 
+static struct lease_cache_slot *lease_cache_slot(struct store *s, const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	if (!s->lease_cache) {
+		s->lease_cache = calloc(LEASE_CACHE_SLOTS, sizeof(*s->lease_cache));
+		if (!s->lease_cache)
+			return NULL;
+	}
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return &s->lease_cache[h % LEASE_CACHE_SLOTS];
+}
+
 int store_lease_get(struct store *s, const char *id, struct lease *ret)
 {
-	sqlite3_stmt *st = stmt_get(s, STMT_GET);
+	struct lease_cache_slot *slot = lease_cache_slot(s, id);
+	sqlite3_stmt *st;
 	int rc;
 
+	if (slot && slot->generation == s->lease_generation &&
+	    strcmp(slot->lease.info.lease, id) == 0) {
+		*ret = slot->lease;
+		return 0;
+	}
+
+	st = stmt_get(s, STMT_GET);
 	bind_text(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		lease_from_row(st, ret);
 		sqlite3_reset(st);
+		if (slot) {
+			slot->lease = *ret;
+			slot->generation = s->lease_generation;
+		}
 		return 0;
 	}
 	sqlite3_reset(st);
@@ -869,6 +920,7 @@ int store_lease_set_state(struct store *s, const char *id, uint8_t state, int64_
 {
 	sqlite3_stmt *st = stmt_get(s, STMT_SET_STATE);
 
+	lease_cache_forget(s);
 	sqlite3_bind_int64(st, 1, state);
 	sqlite3_bind_int64(st, 2, ended_at);
 	bind_text(st, 3, id);
@@ -879,6 +931,7 @@ int store_lease_add_use(struct store *s, const char *id)
 {
 	sqlite3_stmt *st = stmt_get(s, STMT_ADD_USE);
 
+	lease_cache_forget(s);
 	bind_text(st, 1, id);
 	return step_done(s, st, "count a use");
 }
@@ -887,6 +940,7 @@ int store_lease_set_expiry(struct store *s, const char *id, int64_t expires_at)
 {
 	sqlite3_stmt *st = stmt_get(s, STMT_SET_EXPIRY);
 
+	lease_cache_forget(s);
 	sqlite3_bind_int64(st, 1, expires_at);
 	bind_text(st, 2, id);
 	return step_done(s, st, "renew a lease");

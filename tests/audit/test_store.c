@@ -667,6 +667,155 @@ static void rollback_restores_tail(void **state)
 	assert_int_equal(count_rows(f->store, "SELECT max(seq) FROM audit"), 3);
 }
 
+/* ---- held audit records ---- */
+
+static void defer(struct store *s, const char *event, bool durable)
+{
+	assert_int_equal(store_audit_defer(s, 2000000, &(struct audit_record){.event = event,
+									      .account = "deploy",
+									      .peer_uid = 0},
+					   durable),
+			 0);
+}
+
+/* Within a batch, records wait and are written together at its end; one
+ * that need not be durable leaves the sync to the timer. */
+static void held_records_written_at_end(void **state)
+{
+	struct fixture *f = *state;
+	unsigned before;
+
+	append_n(f->store, 1);
+	assert_int_equal(store_batch_begin(f->store), 0);
+	before = syncs;
+	for (int i = 0; i < 5; i++)
+		defer(f->store, "verify", false);
+	assert_int_equal(count_rows(f->store, "SELECT count(*) FROM audit"), 1);
+	assert_int_equal(store_batch_end(f->store), 0);
+	assert_int_equal(count_rows(f->store, "SELECT count(*) FROM audit"), 6);
+	assert_int_equal(syncs - before, 0);
+	assert_true(store_sync_due(f->store));
+	assert_int_equal(verify(f->store).problem, AUDIT_INTACT);
+}
+
+static void durable_held_record_syncs(void **state)
+{
+	struct fixture *f = *state;
+	unsigned before;
+
+	append_n(f->store, 1);
+	assert_int_equal(store_batch_begin(f->store), 0);
+	before = syncs;
+	defer(f->store, "verify", false);
+	defer(f->store, "verify-failed", true);
+	assert_int_equal(store_batch_end(f->store), 0);
+	assert_int_equal(syncs - before, 1);
+	assert_false(store_sync_due(f->store));
+}
+
+/* A held record goes into the chain before the records of the next
+ * transaction, so the chain keeps the order of events. */
+static void held_records_keep_order(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(store_batch_begin(f->store), 0);
+	defer(f->store, "verify", false);
+	append(f->store, 2000001, "revoke", "reason");
+	assert_int_equal(store_batch_end(f->store), 0);
+	assert_int_equal(count_rows(f->store, "SELECT seq FROM audit WHERE event = 'verify'"), 1);
+	assert_int_equal(count_rows(f->store, "SELECT seq FROM audit WHERE event = 'revoke'"), 2);
+	assert_int_equal(verify(f->store).problem, AUDIT_INTACT);
+}
+
+/* Outside a batch a record is written at once. */
+static void unbatched_record_written(void **state)
+{
+	struct fixture *f = *state;
+
+	defer(f->store, "verify", false);
+	assert_int_equal(count_rows(f->store, "SELECT count(*) FROM audit"), 1);
+}
+
+/* ---- lease reads ---- */
+
+static void lease_insert(struct store *s, const char *id)
+{
+	struct lease l = {0};
+
+	snprintf(l.info.lease, sizeof(l.info.lease), "%s", id);
+	snprintf(l.info.account, sizeof(l.info.account), "deploy");
+	l.info.expires_at = 5000;
+	l.info.max_expires_at = 9000;
+	l.info.max_uses = 10;
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_lease_insert(s, &l), 0);
+	assert_int_equal(store_commit(s), 0);
+}
+
+static struct lease lease_read(struct store *s, const char *id)
+{
+	struct lease l;
+
+	assert_int_equal(store_lease_get(s, id, &l), 0);
+	return l;
+}
+
+/* Reads of a lease see each change at once, and a rolled-back change no
+ * longer, however often the lease was read before. */
+static void lease_reads_see_changes(void **state)
+{
+	struct fixture *f = *state;
+	const char *id = "00112233445566aa";
+
+	lease_insert(f->store, id);
+	assert_int_equal(lease_read(f->store, id).info.uses, 0);
+	assert_int_equal(lease_read(f->store, id).info.uses, 0);
+
+	assert_int_equal(store_begin(f->store), 0);
+	assert_int_equal(store_lease_add_use(f->store, id), 0);
+	assert_int_equal(store_commit(f->store), 0);
+	assert_int_equal(lease_read(f->store, id).info.uses, 1);
+
+	assert_int_equal(store_begin(f->store), 0);
+	assert_int_equal(store_lease_set_expiry(f->store, id, 7000), 0);
+	assert_int_equal(store_commit(f->store), 0);
+	assert_int_equal(lease_read(f->store, id).info.expires_at, 7000);
+
+	assert_int_equal(store_begin(f->store), 0);
+	assert_int_equal(store_lease_add_use(f->store, id), 0);
+	assert_int_equal(lease_read(f->store, id).info.uses, 2);
+	store_rollback(f->store);
+	assert_int_equal(lease_read(f->store, id).info.uses, 1);
+
+	assert_int_equal(store_begin(f->store), 0);
+	assert_int_equal(store_lease_set_state(f->store, id, MID_LEASE_REVOKED, 6000), 0);
+	assert_int_equal(store_commit(f->store), 0);
+	assert_int_equal(lease_read(f->store, id).info.state, MID_LEASE_REVOKED);
+}
+
+/* Two leases whose reads may share a place in the cache each read as
+ * themselves. */
+static void lease_reads_keep_ids_apart(void **state)
+{
+	struct fixture *f = *state;
+	char id[MID_LEASE_ID_LEN + 1];
+	unsigned wrong = 0;
+
+	for (int i = 0; i < 200; i++) {
+		snprintf(id, sizeof(id), "%016x", i);
+		lease_insert(f->store, id);
+	}
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 200; i++) {
+			snprintf(id, sizeof(id), "%016x", i);
+			wrong += strcmp(lease_read(f->store, id).info.lease, id) != 0;
+		}
+	assert_int_equal(wrong, 0);
+	assert_int_equal(store_lease_get(f->store, "ffffffffffffffff", &(struct lease){0}),
+			 -ENOENT);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -709,6 +858,12 @@ int main(void)
 		T(open_rejects_corrupt_db),
 		T(reopen_continues_chain),
 		T(rollback_restores_tail),
+		T(held_records_written_at_end),
+		T(durable_held_record_syncs),
+		T(held_records_keep_order),
+		T(unbatched_record_written),
+		T(lease_reads_see_changes),
+		T(lease_reads_keep_ids_apart),
 	};
 
 	setenv("MID_LOG_STDERR", "1", 1);
