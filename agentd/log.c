@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,10 +18,16 @@
 static bool log_to_journal;
 static bool log_debug_on;
 
+static void prefix_forget(void);
+
 void log_setup(bool use_journal, bool debug)
 {
+	static bool registered;
+
 	log_to_journal = use_journal;
 	log_debug_on = debug;
+	if (!registered)
+		registered = pthread_atfork(NULL, NULL, prefix_forget) == 0;
 }
 
 bool log_debug_enabled(void)
@@ -83,20 +90,41 @@ static size_t copy_escaped(const char *text, char *out, size_t out_size)
 	return o;
 }
 
+/* The time and pid that start each line are formatted once a second. A
+ * forked child formats its own at once. */
+static char prefix[64];
+static size_t prefix_len;
+static time_t prefix_time = -1;
+
+static void prefix_forget(void)
+{
+	prefix_time = -1;
+}
+
 static void write_stderr(int priority, const char *message, const char *extra)
 {
 	static const char *const levels[] = {"emerg", "alert", "crit",   "error",
 					     "warning", "notice", "info", "debug"};
 	char line[6 * 1024];
-	struct tm tm;
 	time_t now = time(NULL);
 	size_t n;
 	int head;
 
-	gmtime_r(&now, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	head = snprintf(line + n, sizeof(line) - n, " mid-agentd[%ld]: %s: ", (long)getpid(),
-			levels[priority & 7]);
+	if (now != prefix_time) {
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		prefix_len = strftime(prefix, sizeof(prefix), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		head = snprintf(prefix + prefix_len, sizeof(prefix) - prefix_len, " mid-agentd[%ld]: ",
+				(long)getpid());
+		if (head < 0 || (size_t)head >= sizeof(prefix) - prefix_len)
+			return;
+		prefix_len += (size_t)head;
+		prefix_time = now;
+	}
+	memcpy(line, prefix, prefix_len);
+	n = prefix_len;
+	head = snprintf(line + n, sizeof(line) - n, "%s: ", levels[priority & 7]);
 	if (head < 0)
 		return;
 	n += (size_t)head;
