@@ -2,6 +2,8 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +36,7 @@ static int write_file(const char *path, const char *text, mode_t mode)
 /* The agent must not inherit the test's preloaded wrappers. */
 static void clean_child_env(void)
 {
-	unsetenv("LD_PRELOAD");
-	unsetenv("PAM_WRAPPER");
-	unsetenv("PAM_WRAPPER_SERVICE_DIR");
+	harness_unwrap();
 	unsetenv("NSS_WRAPPER_PASSWD");
 	unsetenv("NSS_WRAPPER_GROUP");
 	unsetenv("NSS_WRAPPER_MODULE_SO_PATH");
@@ -199,4 +199,214 @@ int harness_revoke(struct harness *h, const char *lease)
 	r = harness_call(h, &req, resp);
 	free(resp);
 	return r;
+}
+
+/* ---- tests that run a PAM stack under pam_wrapper ---- */
+
+const char *harness_module_path(void)
+{
+	static char path[512];
+
+	snprintf(path, sizeof(path), "%s/pam_mid/.libs/pam_mid.so", getenv("MID_BUILDDIR"));
+	return path;
+}
+
+void harness_service_write(const char *dir, const char *name, const char *fmt, ...)
+{
+	char path[512];
+	va_list ap;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f) {
+		perror(path);
+		exit(1);
+	}
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+}
+
+void harness_pam_wrapper(char **argv, const char *template, const char *dir_env, char *test_dir,
+			 size_t size, void (*services_write)(const char *services_dir))
+{
+	char services[300], preload[600];
+	const char *asan = getenv("MID_ASAN_LIB"), *dir = getenv(dir_env);
+
+	if (getenv("PAM_WRAPPER") && dir) {
+		snprintf(test_dir, size, "%s", dir);
+		return;
+	}
+	if (asan && !*asan)
+		asan = NULL;
+
+	snprintf(test_dir, size, "%s", template);
+	if (!mkdtemp(test_dir)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	snprintf(services, sizeof(services), "%s/pam.d", test_dir);
+	if (mkdir(services, 0755) < 0) {
+		perror(services);
+		exit(1);
+	}
+	services_write(services);
+
+	snprintf(preload, sizeof(preload), "%s%slibpam_wrapper.so", asan ? asan : "",
+		 asan ? ":" : "");
+	setenv("LD_PRELOAD", preload, 1);
+	setenv("PAM_WRAPPER", "1", 1);
+	setenv("PAM_WRAPPER_SERVICE_DIR", services, 1);
+	setenv(dir_env, test_dir, 1);
+	/* Under valgrind /proc/self/exe is valgrind itself, so a path in
+	 * argv[0] comes first. */
+	execv(strchr(argv[0], '/') ? argv[0] : "/proc/self/exe", argv);
+	perror("execv");
+	exit(1);
+}
+
+void harness_unwrap(void)
+{
+	unsetenv("LD_PRELOAD");
+	unsetenv("PAM_WRAPPER");
+	unsetenv("PAM_WRAPPER_SERVICE_DIR");
+}
+
+int harness_finish(struct harness *h)
+{
+	char path[400], line[1024];
+	FILE *f;
+	int r;
+
+	/* harness_stop runs rm, which must not load pam_wrapper. */
+	harness_unwrap();
+	r = harness_stop_agent(h);
+	if (r != 0) {
+		printf("# mid-agentd exited with status %d\n", r);
+		snprintf(path, sizeof(path), "%s/agent.log", h->dir);
+		f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f))
+			printf("# agent: %s", line);
+		if (f)
+			fclose(f);
+	}
+	harness_stop(h);
+	return r;
+}
+
+void harness_dir_remove(const char *test_dir)
+{
+	char cmd[400];
+
+	if (getenv("MID_KEEP_TEST_DIR"))
+		return;
+	/* rm must not load pam_wrapper. */
+	harness_unwrap();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "# failed to remove %s\n", test_dir);
+}
+
+/* ---- running programs ---- */
+
+static int output_open(const char *dir, const char *name)
+{
+	char path[400];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+static int output_read(int fd, char *buf, size_t size)
+{
+	ssize_t n;
+
+	if (lseek(fd, 0, SEEK_SET) != 0)
+		return -errno;
+	n = read(fd, buf, size - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+int harness_become(const struct harness_identity *identity)
+{
+	if (!identity)
+		return 0;
+	if (setgroups(identity->n_groups, identity->groups) < 0 || setgid(identity->gid) < 0 ||
+	    setuid(identity->uid) < 0)
+		return -1;
+	return 0;
+}
+
+int harness_program_run(struct harness_command *c, const char *dir,
+			const struct harness_identity *identity, char *const argv[])
+{
+	int out = output_open(dir, "stdout"), err = output_open(dir, "stderr"), status, r = 0;
+	pid_t pid;
+
+	c->status = -1;
+	c->out[0] = c->err[0] = '\0';
+	if (out < 0 || err < 0) {
+		r = out < 0 ? out : err;
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (pid == 0) {
+		dup2(out, STDOUT_FILENO);
+		dup2(err, STDERR_FILENO);
+		harness_unwrap();
+		unsetenv("PAM_RHOST");
+		if (harness_become(identity) < 0)
+			_exit(126);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid) {
+		r = -errno;
+		goto out;
+	}
+	c->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	r = output_read(out, c->out, sizeof(c->out));
+	if (r == 0)
+		r = output_read(err, c->err, sizeof(c->err));
+out:
+	if (out >= 0)
+		close(out);
+	if (err >= 0)
+		close(err);
+	return r;
+}
+
+int harness_midctl(struct harness_command *c, const struct harness *h, const char *dir,
+		   const struct harness_identity *identity, const char *const *leading, va_list ap)
+{
+	char path[400], *argv[24];
+	size_t n = 0;
+
+	snprintf(path, sizeof(path), "%s/midctl/midctl", getenv("MID_BUILDDIR"));
+	argv[n++] = path;
+	argv[n++] = (char *)"--socket";
+	argv[n++] = (char *)h->socket_path;
+	for (size_t i = 0; leading && leading[i]; i++) {
+		if (n == MID_ELEMENTSOF(argv) - 1)
+			return -E2BIG;
+		argv[n++] = (char *)leading[i];
+	}
+	for (char *arg = va_arg(ap, char *); arg; arg = va_arg(ap, char *)) {
+		if (n == MID_ELEMENTSOF(argv) - 1)
+			return -E2BIG;
+		argv[n++] = arg;
+	}
+	argv[n] = NULL;
+	return harness_program_run(c, dir, identity, argv);
 }

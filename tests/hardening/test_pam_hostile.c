@@ -85,59 +85,33 @@ static struct name_case name_cases[] = {
     {"space", "no body"},
 };
 
-static char *module_path(void)
-{
-	static char path[512];
-
-	snprintf(path, sizeof(path), "%s/pam_mid/.libs/pam_mid.so", getenv("MID_BUILDDIR"));
-	return path;
-}
-
-MID_PRINTF(3, 4)
-static void write_service(const char *dir, const char *name, const char *fmt, ...)
-{
-	char path[512];
-	va_list ap;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f) {
-		perror(path);
-		exit(1);
-	}
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fclose(f);
-}
-
 /* Writes the service files. "mid" is the plain stack with debug logging,
  * and "mid_short" has a short timeout. "mid_permit" lets a login through
  * when pam_mid ignores it, and "mid_opts" adds hostile options after the
  * valid ones. */
 static void write_services(const char *dir)
 {
-	const char *m = module_path();
+	const char *m = harness_module_path();
 	char opts[700];
 
 	snprintf(opts, sizeof(opts), "socket=%s/agent.sock cache=%s/run/%s", test_dir, test_dir,
 		 MID_CACHE_FILE_NAME);
-	write_service(dir, "other", "auth required pam_deny.so\naccount required pam_deny.so\n");
-	write_service(dir, "mid",
-		      "auth required %s debug %s\naccount required %s debug %s\n"
-		      "session required %s debug %s\n",
-		      m, opts, m, opts, m, opts);
-	write_service(dir, "mid_short", "auth required %s %s timeout=%d\n", m, opts,
-		      SHORT_TIMEOUT_MS);
-	write_service(dir, "mid_permit",
-		      "auth required %s %s timeout=%d\nauth required pam_permit.so\n"
-		      "account required %s %s timeout=%d\naccount required pam_permit.so\n",
-		      m, opts, SHORT_TIMEOUT_MS, m, opts, SHORT_TIMEOUT_MS);
-	write_service(dir, "mid_opts",
-		      "auth required %s %s no_such_option timeout=abc timeout=0 "
-		      "timeout=99999999999 socket=relative.sock cache= %%s%%n DEBUG\n",
-		      m, opts);
+	harness_service_write(dir, "other",
+			      "auth required pam_deny.so\naccount required pam_deny.so\n");
+	harness_service_write(dir, "mid",
+			      "auth required %s debug %s\naccount required %s debug %s\n"
+			      "session required %s debug %s\n",
+			      m, opts, m, opts, m, opts);
+	harness_service_write(dir, "mid_short", "auth required %s %s timeout=%d\n", m, opts,
+			      SHORT_TIMEOUT_MS);
+	harness_service_write(dir, "mid_permit",
+			      "auth required %s %s timeout=%d\nauth required pam_permit.so\n"
+			      "account required %s %s timeout=%d\naccount required pam_permit.so\n",
+			      m, opts, SHORT_TIMEOUT_MS, m, opts, SHORT_TIMEOUT_MS);
+	harness_service_write(dir, "mid_opts",
+			      "auth required %s %s no_such_option timeout=abc timeout=0 "
+			      "timeout=99999999999 socket=relative.sock cache= %%s%%n DEBUG\n",
+			      m, opts);
 }
 
 /* ---- stderr capture: pam_wrapper's copy of pam_syslog ---- */
@@ -806,38 +780,6 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-/* Re-executes this program under pam_wrapper with a fresh service dir. */
-static void reexec_under_pam_wrapper(char **argv)
-{
-	char services[300], preload[600];
-	const char *asan = getenv("MID_ASAN_LIB");
-
-	if (asan && !*asan)
-		asan = NULL;
-
-	snprintf(test_dir, sizeof(test_dir), "/tmp/mid-hardening-pam.XXXXXX");
-	if (!mkdtemp(test_dir)) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	snprintf(services, sizeof(services), "%s/pam.d", test_dir);
-	if (mkdir(services, 0755) < 0) {
-		perror(services);
-		exit(1);
-	}
-	write_services(services);
-
-	snprintf(preload, sizeof(preload), "%s%slibpam_wrapper.so", asan ? asan : "",
-		 asan ? ":" : "");
-	setenv("LD_PRELOAD", preload, 1);
-	setenv("PAM_WRAPPER", "1", 1);
-	setenv("PAM_WRAPPER_SERVICE_DIR", services, 1);
-	setenv("MID_PAM_TEST_DIR", test_dir, 1);
-	execv("/proc/self/exe", argv);
-	perror("execv");
-	exit(1);
-}
-
 #define MAX_TESTS 64
 
 int main(int argc, char **argv)
@@ -856,9 +798,7 @@ int main(int argc, char **argv)
 	};
 	struct CMUnitTest tests[MAX_TESTS];
 	char names[MID_ELEMENTSOF(name_cases)][64];
-	const char *dir = getenv("MID_PAM_TEST_DIR");
 	size_t n = 0;
-	char cmd[400];
 	int failed;
 
 	if (!getenv("MID_BUILDDIR")) {
@@ -869,9 +809,8 @@ int main(int argc, char **argv)
 		printf("1..0 # SKIP needs root: the agent lets only root issue and verify here\n");
 		return 0;
 	}
-	if (!getenv("PAM_WRAPPER") || !dir)
-		reexec_under_pam_wrapper(argv);
-	snprintf(test_dir, sizeof(test_dir), "%s", dir);
+	harness_pam_wrapper(argv, "/tmp/mid-hardening-pam.XXXXXX", "MID_PAM_TEST_DIR", test_dir,
+			    sizeof(test_dir), write_services);
 
 	memset(name_256, 'a', sizeof(name_256) - 1);
 	memset(name_4096, 'a', sizeof(name_4096) - 1);
@@ -889,8 +828,6 @@ int main(int argc, char **argv)
 	failed =
 	    _cmocka_run_group_tests("pam_mid hostile input", tests, n, group_setup, group_teardown);
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
-	if (!getenv("MID_KEEP_TEST_DIR") && system_unwrapped(cmd) != 0)
-		fprintf(stderr, "# failed to remove %s\n", test_dir);
+	harness_dir_remove(test_dir);
 	return failed;
 }

@@ -42,38 +42,11 @@
 static struct harness agent;
 static char test_dir[256];
 
-static char *module_path(void)
-{
-	static char path[512];
-
-	snprintf(path, sizeof(path), "%s/pam_mid/.libs/pam_mid.so", getenv("MID_BUILDDIR"));
-	return path;
-}
-
-MID_PRINTF(3, 4)
-static void write_service(const char *dir, const char *name, const char *fmt, ...)
-{
-	char path[512];
-	va_list ap;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f) {
-		perror(path);
-		exit(1);
-	}
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fclose(f);
-}
-
 /* Service files: "mid" is the plain stack; "mid_ignore" succeeds only
  * when pam_mid returns PAM_IGNORE, so a test can tell IGNORE apart. */
 static void write_services(const char *dir)
 {
-	const char *m = module_path();
+	const char *m = harness_module_path();
 	char opts[700], down[700], hung[700];
 	const char *set_items = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_set_items.so";
 
@@ -84,34 +57,40 @@ static void write_services(const char *dir)
 	snprintf(hung, sizeof(hung), "socket=%s/hung.sock timeout=300 cache=%s/run/%s", test_dir,
 		 test_dir, MID_CACHE_FILE_NAME);
 
-	write_service(dir, "other", "auth required pam_deny.so\naccount required pam_deny.so\n");
-	write_service(dir, "mid",
-		      "auth required %s %s\naccount required %s %s\n"
-		      "session required %s %s\n",
-		      m, opts, m, opts, m, opts);
-	write_service(dir, "mid_ignore",
-		      "auth [ignore=1 default=die] %s %s\nauth requisite pam_deny.so\n"
-		      "auth required pam_permit.so\n"
-		      "account [ignore=1 default=die] %s %s\naccount requisite pam_deny.so\n"
-		      "account required pam_permit.so\n",
-		      m, opts, m, opts);
-	write_service(dir, "mid_first", "auth required %s\nauth required %s use_first_pass %s\n",
-		      set_items, m, opts);
-	write_service(dir, "mid_try", "auth required %s\nauth required %s try_first_pass %s\n",
-		      set_items, m, opts);
-	write_service(dir, "mid_down", "auth required %s %s\naccount required %s %s\n", m, down, m,
-		      down);
-	write_service(dir, "mid_hung", "auth required %s %s\n", m, hung);
-	write_service(dir, "mid_opts", "auth required %s no_such_option timeout=abc %s\n", m, opts);
-	write_service(dir, "mid_nocache", "auth required %s socket=%s/agent.sock cache=%s/none\n",
-		      m, test_dir, test_dir);
-	write_service(dir, "mid_nocache_ignore",
-		      "auth [ignore=1 default=die] %s socket=%s/agent.sock cache=%s/none\n"
-		      "auth requisite pam_deny.so\nauth required pam_permit.so\n",
-		      m, test_dir, test_dir);
-	write_service(dir, "mid_nocache_down",
-		      "auth required %s socket=%s/missing.sock cache=%s/none\n", m, test_dir,
-		      test_dir);
+	harness_service_write(dir, "other",
+			      "auth required pam_deny.so\naccount required pam_deny.so\n");
+	harness_service_write(dir, "mid",
+			      "auth required %s %s\naccount required %s %s\n"
+			      "session required %s %s\n",
+			      m, opts, m, opts, m, opts);
+	harness_service_write(
+	    dir, "mid_ignore",
+	    "auth [ignore=1 default=die] %s %s\nauth requisite pam_deny.so\n"
+	    "auth required pam_permit.so\n"
+	    "account [ignore=1 default=die] %s %s\naccount requisite pam_deny.so\n"
+	    "account required pam_permit.so\n",
+	    m, opts, m, opts);
+	harness_service_write(dir, "mid_first",
+			      "auth required %s\nauth required %s use_first_pass %s\n", set_items,
+			      m, opts);
+	harness_service_write(dir, "mid_try",
+			      "auth required %s\nauth required %s try_first_pass %s\n", set_items,
+			      m, opts);
+	harness_service_write(dir, "mid_down", "auth required %s %s\naccount required %s %s\n", m,
+			      down, m, down);
+	harness_service_write(dir, "mid_hung", "auth required %s %s\n", m, hung);
+	harness_service_write(dir, "mid_opts", "auth required %s no_such_option timeout=abc %s\n",
+			      m, opts);
+	harness_service_write(dir, "mid_nocache",
+			      "auth required %s socket=%s/agent.sock cache=%s/none\n", m, test_dir,
+			      test_dir);
+	harness_service_write(dir, "mid_nocache_ignore",
+			      "auth [ignore=1 default=die] %s socket=%s/agent.sock cache=%s/none\n"
+			      "auth requisite pam_deny.so\nauth required pam_permit.so\n",
+			      m, test_dir, test_dir);
+	harness_service_write(dir, "mid_nocache_down",
+			      "auth required %s socket=%s/missing.sock cache=%s/none\n", m,
+			      test_dir, test_dir);
 }
 
 static void issue(const char *account, const char *class_name, uint32_t ttl, char *credential,
@@ -521,39 +500,6 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-/* Re-executes this program under pam_wrapper with a fresh service dir. */
-static void reexec_under_pam_wrapper(char **argv)
-{
-	char services[300], preload[600];
-	const char *asan = getenv("MID_ASAN_LIB");
-
-	if (asan && !*asan)
-		asan = NULL;
-
-	snprintf(test_dir, sizeof(test_dir), "/tmp/mid-pam-test.XXXXXX");
-	if (!mkdtemp(test_dir)) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	snprintf(services, sizeof(services), "%s/pam.d", test_dir);
-	if (mkdir(services, 0755) < 0) {
-		perror(services);
-		exit(1);
-	}
-	write_services(services);
-
-	snprintf(preload, sizeof(preload), "%s%slibpam_wrapper.so", asan ? asan : "",
-		 asan ? ":" : "");
-	setenv("LD_PRELOAD", preload, 1);
-	setenv("PAM_WRAPPER", "1", 1);
-	setenv("PAM_WRAPPER_SERVICE_DIR", services, 1);
-	setenv("MID_PAM_TEST_DIR", test_dir, 1);
-	/* argv[0], not /proc/self/exe: under valgrind the latter is valgrind. */
-	execv(argv[0], argv);
-	perror("execv");
-	exit(1);
-}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -587,23 +533,17 @@ int main(int argc, char **argv)
 		cmocka_unit_test(no_cache_unmanaged_not_prompted),
 		cmocka_unit_test(no_cache_agent_down_fails_closed),
 	};
-	const char *dir = getenv("MID_PAM_TEST_DIR");
-	char cmd[400];
 	int failed;
 
 	if (!getenv("MID_BUILDDIR")) {
 		fprintf(stderr, "test_pam: MID_BUILDDIR must name the build directory\n");
 		return 1;
 	}
-	if (!getenv("PAM_WRAPPER") || !dir)
-		reexec_under_pam_wrapper(argv);
-	snprintf(test_dir, sizeof(test_dir), "%s", dir);
+	harness_pam_wrapper(argv, "/tmp/mid-pam-test.XXXXXX", "MID_PAM_TEST_DIR", test_dir,
+			    sizeof(test_dir), write_services);
 
 	failed = cmocka_run_group_tests_name("pam_mid", tests, group_setup, group_teardown);
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
-	unsetenv("LD_PRELOAD");
-	if (!getenv("MID_KEEP_TEST_DIR") && system(cmd) != 0)
-		fprintf(stderr, "# failed to remove %s\n", test_dir);
+	harness_dir_remove(test_dir);
 	return failed;
 }

@@ -24,7 +24,6 @@
 #include "harness.h"
 
 #define SET_ITEMS "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_set_items.so"
-#define OUTPUT_MAX 8192
 #define MAX_RULES 48
 
 /* Asia/Kolkata is UTC+05:30 with no daylight saving time, so its offset
@@ -364,107 +363,22 @@ static void issue(const char *account, const char *class_name, char *credential,
 
 /* ---- running programs ---- */
 
-struct identity {
-	uid_t uid;
-	gid_t gid;
-	const gid_t *groups;
-	size_t n_groups;
-};
-
-struct command {
-	int status; /* exit status, or -1 when the program did not exit */
-	char out[OUTPUT_MAX];
-	char err[OUTPUT_MAX];
-};
-
-static int output_file(const char *name)
-{
-	char path[400];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", test_dir, name);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	return fd;
-}
-
-static void output_read(int fd, char *buf, size_t size)
-{
-	ssize_t n;
-
-	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-	n = read(fd, buf, size - 1);
-	assert_true(n >= 0);
-	buf[n] = '\0';
-	close(fd);
-}
-
-/* The programs under test must not inherit the preloaded pam_wrapper. */
-static void child_env_clean(void)
-{
-	unsetenv("LD_PRELOAD");
-	unsetenv("PAM_WRAPPER");
-	unsetenv("PAM_WRAPPER_SERVICE_DIR");
-	unsetenv("PAM_RHOST");
-}
-
-static void child_become(const struct identity *identity)
-{
-	if (!identity)
-		return;
-	if (setgroups(identity->n_groups, identity->groups) < 0 || setgid(identity->gid) < 0 ||
-	    setuid(identity->uid) < 0)
-		_exit(126);
-}
-
 /* Runs argv as identity (NULL: as this process) and collects its output. */
-static void program_run(struct command *c, const struct identity *identity, char *const argv[])
+static void program_run(struct harness_command *c, const struct harness_identity *identity,
+			char *const argv[])
 {
-	int out = output_file("stdout"), err = output_file("stderr"), status;
-	pid_t pid = fork();
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(out, STDOUT_FILENO);
-		dup2(err, STDERR_FILENO);
-		child_env_clean();
-		child_become(identity);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	c->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	output_read(out, c->out, sizeof(c->out));
-	output_read(err, c->err, sizeof(c->err));
+	assert_int_equal(harness_program_run(c, test_dir, identity, argv), 0);
 }
 
-/* Runs midctl --socket AGENT_SOCKET, then the leading arguments (a NULL
- * terminated array, or NULL), then those in ap up to a NULL. */
-static void midctl_run(struct command *c, const struct identity *identity,
+static void midctl_run(struct harness_command *c, const struct harness_identity *identity,
 		       const char *const *leading, va_list ap)
 {
-	char path[400], *argv[24];
-	size_t n = 0;
-
-	snprintf(path, sizeof(path), "%s/midctl/midctl", getenv("MID_BUILDDIR"));
-	argv[n++] = path;
-	argv[n++] = (char *)"--socket";
-	argv[n++] = agent.socket_path;
-	for (size_t i = 0; leading && leading[i]; i++) {
-		assert_true(n < MID_ELEMENTSOF(argv) - 1);
-		argv[n++] = (char *)leading[i];
-	}
-	for (char *arg = va_arg(ap, char *); arg; arg = va_arg(ap, char *)) {
-		assert_true(n < MID_ELEMENTSOF(argv) - 1);
-		argv[n++] = arg;
-	}
-	argv[n] = NULL;
-	program_run(c, identity, argv);
+	assert_int_equal(harness_midctl(c, &agent, test_dir, identity, leading, ap), 0);
 }
 
 /* Runs midctl ARGS... as identity (NULL: as this process), the list
  * ending with NULL. */
-static void midctl_as(struct command *c, const struct identity *identity, ...)
+static void midctl_as(struct harness_command *c, const struct harness_identity *identity, ...)
 {
 	va_list ap;
 
@@ -491,7 +405,7 @@ static void output_trim(char *text)
 }
 
 /* Runs midctl --json issue --class CLASS ARGS..., the list ending with NULL. */
-static void midctl_issue(struct command *c, const char *class_name, ...)
+static void midctl_issue(struct harness_command *c, const char *class_name, ...)
 {
 	const char *leading[] = {"--json", "issue", "--class", class_name, NULL};
 	va_list ap;
@@ -683,7 +597,7 @@ static void hours_refused_at_issue(void **state)
 	};
 
 	for (size_t i = 0; i < MID_ELEMENTSOF(cases); i++) {
-		struct command c;
+		struct harness_command c;
 		char text[128];
 
 		print_message("# issue %s\n", cases[i].rule);
@@ -817,7 +731,7 @@ static void explain_cases_run(const struct explain_case *cases, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *verdict;
-		struct command c;
+		struct harness_command c;
 
 		print_message("# explain %s at %s\n", cases[i].rule, cases[i].at);
 		midctl(&c, "explain", "--class", cases[i].rule, "--at", cases[i].at);
@@ -900,7 +814,7 @@ static void max_uses_refusal_uses_nothing(void **state)
 	char cred[MID_CREDENTIAL_MAX + 1];
 	struct mid_lease_info lease;
 	struct pam_result res;
-	struct command c;
+	struct harness_command c;
 
 	midctl_issue(&c, "once", "--service", "sshd", (char *)NULL);
 	assert_exit_status(&c, 0);
@@ -931,7 +845,7 @@ static void uses_narrowed_at_issue(void **state)
 {
 	char cred[MID_CREDENTIAL_MAX + 1], account[MID_NAME_MAX + 1];
 	struct pam_result res;
-	struct command c;
+	struct harness_command c;
 
 	/* Under max_uses = 0 a request may still ask for a limit. */
 	midctl_issue(&c, "many", "--uses", "2", (char *)NULL);
@@ -956,7 +870,7 @@ static void uses_above_max_refused(void **state)
 	static const char *const asked[] = {"3", "0", "4294967295"};
 
 	for (size_t i = 0; i < MID_ELEMENTSOF(asked); i++) {
-		struct command c;
+		struct harness_command c;
 
 		print_message("# --uses %s\n", asked[i]);
 		midctl_issue(&c, "limits", "--uses", asked[i], (char *)NULL);
@@ -968,7 +882,7 @@ static void uses_above_max_refused(void **state)
 
 static void uses_refusal_names_rule(void **state)
 {
-	struct command c;
+	struct harness_command c;
 
 	midctl_issue(&c, "limits", "--uses", "3", (char *)NULL);
 	assert_exit_status(&c, 1);
@@ -980,7 +894,7 @@ static void uses_invalid_rejected(void **state)
 	static const char *const asked[] = {"-1", "two", "", "4294967296", "1.5"};
 
 	for (size_t i = 0; i < MID_ELEMENTSOF(asked); i++) {
-		struct command c;
+		struct harness_command c;
 
 		print_message("# --uses \"%s\"\n", asked[i]);
 		midctl_issue(&c, "limits", "--uses", asked[i], (char *)NULL);
@@ -997,7 +911,7 @@ static int64_t time_parse(const char *text);
 static void ttl_above_max_ttl_refused(void **state)
 {
 	char created[32], expires[32];
-	struct command c;
+	struct harness_command c;
 
 	midctl_issue(&c, "limits", "--ttl", "4m", (char *)NULL);
 	assert_exit_status(&c, 1);
@@ -1017,7 +931,7 @@ static void ttl_above_max_ttl_refused(void **state)
 
 static void ttl_refusal_names_rule(void **state)
 {
-	struct command c;
+	struct harness_command c;
 
 	midctl_issue(&c, "limits", "--ttl", "4m", (char *)NULL);
 	assert_exit_status(&c, 1);
@@ -1034,7 +948,7 @@ static int64_t time_parse(const char *text)
 	return (int64_t)timegm(&tm);
 }
 
-static int64_t renew_expires_at(const char *lease, const char *ttl, struct command *c)
+static int64_t renew_expires_at(const char *lease, const char *ttl, struct harness_command *c)
 {
 	midctl(c, "--field", "expires_at", "renew", lease, "--ttl", ttl);
 	if (c->status != 0)
@@ -1046,7 +960,7 @@ static int64_t renew_expires_at(const char *lease, const char *ttl, struct comma
 static void renew_up_to_max_ttl(void **state)
 {
 	struct mid_lease_info lease;
-	struct command c;
+	struct harness_command c;
 	int64_t expires_at, before;
 
 	issue("bin", NULL, NULL, &lease);
@@ -1074,7 +988,7 @@ static void renew_up_to_max_ttl(void **state)
 static void renew_refusal_names_rule(void **state)
 {
 	struct mid_lease_info lease;
-	struct command c;
+	struct harness_command c;
 
 	issue("bin", NULL, NULL, &lease);
 	assert_int_equal(renew_expires_at(lease.lease, "10m", &c), lease.max_expires_at);
@@ -1086,7 +1000,7 @@ static void renew_refusal_names_rule(void **state)
 static void renew_false_refused(void **state)
 {
 	struct mid_lease_info lease;
-	struct command c;
+	struct harness_command c;
 
 	issue("sys", NULL, NULL, &lease);
 	midctl(&c, "renew", lease.lease);
@@ -1098,7 +1012,7 @@ static void renew_false_refused(void **state)
 static void renew_false_names_rule(void **state)
 {
 	struct mid_lease_info lease;
-	struct command c;
+	struct harness_command c;
 
 	issue("sys", NULL, NULL, &lease);
 	midctl(&c, "renew", lease.lease);
@@ -1112,7 +1026,7 @@ static void narrowed_service_enforced(void **state)
 {
 	char cred[MID_CREDENTIAL_MAX + 1], account[MID_NAME_MAX + 1];
 	struct pam_result res;
-	struct command c;
+	struct harness_command c;
 
 	midctl_issue(&c, "open", "--service", "sshd", (char *)NULL);
 	assert_exit_status(&c, 0);
@@ -1141,7 +1055,7 @@ static void narrowed_source_enforced(void **state)
 {
 	char cred[MID_CREDENTIAL_MAX + 1], account[MID_NAME_MAX + 1];
 	struct pam_result res;
-	struct command c;
+	struct harness_command c;
 
 	midctl_issue(&c, "net4", "--source", "10.1.2.3/32", (char *)NULL);
 	assert_exit_status(&c, 0);
@@ -1163,7 +1077,7 @@ static void narrowed_source_refusal_names_rule(void **state)
 {
 	char cred[MID_CREDENTIAL_MAX + 1], account[MID_NAME_MAX + 1];
 	struct pam_result res;
-	struct command c;
+	struct harness_command c;
 
 	midctl_issue(&c, "net4", "--source", "10.1.2.3/32", (char *)NULL);
 	assert_exit_status(&c, 0);
@@ -1195,7 +1109,7 @@ static void narrowing_wider_refused(void **state)
 	};
 
 	for (size_t i = 0; i < MID_ELEMENTSOF(cases); i++) {
-		struct command c;
+		struct harness_command c;
 
 		print_message("# issue %s %s %s\n", cases[i].rule, cases[i].option, cases[i].value);
 		midctl_issue(&c, cases[i].rule, cases[i].option, cases[i].value, (char *)NULL);
@@ -1222,7 +1136,7 @@ static void narrowing_within_accepted(void **state)
 	};
 
 	for (size_t i = 0; i < MID_ELEMENTSOF(cases); i++) {
-		struct command c;
+		struct harness_command c;
 
 		print_message("# issue %s %s %s\n", cases[i].rule, cases[i].option, cases[i].value);
 		midctl_issue(&c, cases[i].rule, cases[i].option, cases[i].value, (char *)NULL);
@@ -1247,7 +1161,7 @@ static void narrowing_invalid_rejected(void **state)
 	};
 
 	for (size_t i = 0; i < MID_ELEMENTSOF(cases); i++) {
-		struct command c;
+		struct harness_command c;
 
 		print_message("# issue open %s \"%s\"\n", cases[i].option, cases[i].value);
 		midctl_issue(&c, "open", cases[i].option, cases[i].value, (char *)NULL);
@@ -1260,11 +1174,11 @@ static void narrowing_invalid_rejected(void **state)
 /* ---- requesters and verifiers ---- */
 
 static const gid_t daemon_group[] = {GID_DAEMON};
-static const struct identity as_nobody = {.uid = UID_NOBODY, .gid = GID_NOGROUP};
-static const struct identity as_nobody_in_daemon = {
+static const struct harness_identity as_nobody = {.uid = UID_NOBODY, .gid = GID_NOGROUP};
+static const struct harness_identity as_nobody_in_daemon = {
 	.uid = UID_NOBODY, .gid = GID_NOGROUP, .groups = daemon_group, .n_groups = 1};
-static const struct identity as_daemon = {.uid = UID_DAEMON, .gid = GID_DAEMON};
-static const struct identity as_sync = {.uid = UID_SYNC, .gid = GID_NOGROUP};
+static const struct harness_identity as_daemon = {.uid = UID_DAEMON, .gid = GID_DAEMON};
+static const struct harness_identity as_sync = {.uid = UID_SYNC, .gid = GID_NOGROUP};
 
 /* Lets users other than root reach the agent's socket. */
 static void socket_open_to_all(void)
@@ -1276,7 +1190,7 @@ static void requesters_enforced(void **state)
 {
 	static const struct {
 		const char *account;
-		const struct identity *identity;
+		const struct harness_identity *identity;
 		const char *identity_name;
 		bool allowed;
 	} cases[] = {
@@ -1292,7 +1206,7 @@ static void requesters_enforced(void **state)
 
 	socket_open_to_all();
 	for (size_t i = 0; i < MID_ELEMENTSOF(cases); i++) {
-		struct command c;
+		struct harness_command c;
 
 		print_message("# %s issues %s\n", cases[i].identity_name, cases[i].account);
 		midctl_as(&c, cases[i].identity, "--field", "lease", "issue", cases[i].account,
@@ -1311,7 +1225,7 @@ static void requesters_enforced(void **state)
 
 static void requesters_refusal_names_rule(void **state)
 {
-	struct command c;
+	struct harness_command c;
 
 	socket_open_to_all();
 	midctl_as(&c, &as_nobody, "issue", "games", (char *)NULL);
@@ -1321,7 +1235,7 @@ static void requesters_refusal_names_rule(void **state)
 
 static void explain_as_other_users(void **state)
 {
-	struct command c;
+	struct harness_command c;
 
 	socket_open_to_all();
 
@@ -1355,7 +1269,7 @@ static void explain_as_other_users(void **state)
 }
 
 /* Sends a VERIFY as identity from a child process; returns the reply status. */
-static int verify_as(const struct identity *identity, const char *account, const char *credential)
+static int verify_as(const struct harness_identity *identity, const char *account, const char *credential)
 {
 	int status;
 	pid_t pid = fork();
@@ -1365,7 +1279,8 @@ static int verify_as(const struct identity *identity, const char *account, const
 		struct mid_request req = {.type = MID_REQ_VERIFY};
 		struct mid_response *resp = calloc(1, sizeof(*resp));
 
-		child_become(identity);
+		if (harness_become(identity) < 0)
+			_exit(126);
 		if (!resp)
 			_exit(100);
 		snprintf(req.account, sizeof(req.account), "%s", account);
@@ -1495,7 +1410,7 @@ static const struct config_case config_cases[] = {
 	},
 };
 
-static void check_config_run(const char *path, struct command *c)
+static void check_config_run(const char *path, struct harness_command *c)
 {
 	char agentd[400];
 	char *argv[] = {agentd, (char *)"--check-config", (char *)"--config", (char *)path, NULL};
@@ -1538,7 +1453,7 @@ static void check_config_case(void **state)
 	const struct config_case *t = *state;
 	size_t expected = 0;
 	char path[400];
-	struct command c;
+	struct harness_command c;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/broken.conf", test_dir);
@@ -1565,7 +1480,7 @@ static void check_config_case(void **state)
 
 static void check_config_accepts_valid(void **state)
 {
-	struct command c;
+	struct harness_command c;
 
 	check_config_run(agent.config_path, &c);
 	assert_exit_status(&c, 0);
@@ -1576,7 +1491,7 @@ static void check_config_accepts_valid(void **state)
 static void check_config_missing_file(void **state)
 {
 	char path[400];
-	struct command c;
+	struct harness_command c;
 
 	snprintf(path, sizeof(path), "%s/no-such.conf", test_dir);
 	check_config_run(path, &c);
@@ -1588,53 +1503,28 @@ static void check_config_missing_file(void **state)
 
 /* ---- setup ---- */
 
-static const char *module_path(void)
-{
-	static char path[512];
-
-	snprintf(path, sizeof(path), "%s/pam_mid/.libs/pam_mid.so", getenv("MID_BUILDDIR"));
-	return path;
-}
-
-MID_PRINTF(3, 4)
-static void service_write(const char *dir, const char *name, const char *fmt, ...)
-{
-	char path[512];
-	va_list ap;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f) {
-		perror(path);
-		exit(1);
-	}
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fclose(f);
-}
-
 /* Service files sshd, su, login and sudo: pam_set_items copies PAM_RHOST
  * from the environment, then pam_mid decides. sshd_key runs pam_mid in
  * the account phase only, as sshd does after a public key login. */
 static void services_write(const char *dir)
 {
 	static const char *const names[] = {"sshd", "su", "login", "sudo"};
+	const char *m = harness_module_path();
 	char opts[700];
 
 	snprintf(opts, sizeof(opts), "socket=%s/agent.sock cache=%s/run/%s", test_dir, test_dir,
 		 MID_CACHE_FILE_NAME);
-	service_write(dir, "other", "auth required pam_deny.so\naccount required pam_deny.so\n");
+	harness_service_write(dir, "other",
+			      "auth required pam_deny.so\naccount required pam_deny.so\n");
 	for (size_t i = 0; i < MID_ELEMENTSOF(names); i++)
-		service_write(dir, names[i],
-			      "auth required %s\nauth required %s %s\n"
+		harness_service_write(dir, names[i],
+				      "auth required %s\nauth required %s %s\n"
+				      "account required %s\naccount required %s %s\n",
+				      SET_ITEMS, m, opts, SET_ITEMS, m, opts);
+	harness_service_write(dir, "sshd_key",
+			      "auth required pam_permit.so\n"
 			      "account required %s\naccount required %s %s\n",
-			      SET_ITEMS, module_path(), opts, SET_ITEMS, module_path(), opts);
-	service_write(dir, "sshd_key",
-		      "auth required pam_permit.so\n"
-		      "account required %s\naccount required %s %s\n",
-		      SET_ITEMS, module_path(), opts);
+			      SET_ITEMS, m, opts);
 }
 
 static int group_setup(void **state)
@@ -1653,70 +1543,9 @@ static int group_setup(void **state)
 	return r < 0 ? -1 : 0;
 }
 
-/* Prints the agent's log as TAP comments. */
-static void agent_log_print(void)
-{
-	char path[400], line[1024];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/agent.log", agent.dir);
-	f = fopen(path, "r");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f))
-		printf("# agent: %s", line);
-	fclose(f);
-}
-
 static int group_teardown(void **state)
 {
-	int r;
-
-	/* harness_stop runs rm, which must not load pam_wrapper. */
-	child_env_clean();
-
-	/* A sanitizer finding in the agent shows as a failed exit. */
-	r = harness_stop_agent(&agent);
-	if (r != 0) {
-		printf("# mid-agentd exited with status %d\n", r);
-		agent_log_print();
-	}
-	harness_stop(&agent);
-	return r == 0 ? 0 : -1;
-}
-
-/* Re-executes this program under pam_wrapper with a fresh service dir. */
-static void reexec_under_pam_wrapper(char **argv)
-{
-	char services[300], preload[600];
-	const char *asan = getenv("MID_ASAN_LIB");
-
-	if (asan && !*asan)
-		asan = NULL;
-
-	snprintf(test_dir, sizeof(test_dir), "/tmp/mid-policy-test.XXXXXX");
-	if (!mkdtemp(test_dir)) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	snprintf(services, sizeof(services), "%s/pam.d", test_dir);
-	if (mkdir(services, 0755) < 0) {
-		perror(services);
-		exit(1);
-	}
-	services_write(services);
-
-	snprintf(preload, sizeof(preload), "%s%slibpam_wrapper.so", asan ? asan : "",
-		 asan ? ":" : "");
-	setenv("LD_PRELOAD", preload, 1);
-	setenv("PAM_WRAPPER", "1", 1);
-	setenv("PAM_WRAPPER_SERVICE_DIR", services, 1);
-	setenv("MID_POLICY_TEST_DIR", test_dir, 1);
-	/* Under valgrind /proc/self/exe is valgrind itself, so a path in
-	 * argv[0] comes first. */
-	execv(strchr(argv[0], '/') ? argv[0] : "/proc/self/exe", argv);
-	perror("execv");
-	exit(1);
+	return harness_finish(&agent) == 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -1764,9 +1593,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(check_config_missing_file),
 	};
 	struct CMUnitTest tests[MID_ELEMENTSOF(fixed_tests) + MID_ELEMENTSOF(config_cases)];
-	const char *dir = getenv("MID_POLICY_TEST_DIR");
 	size_t n_tests = 0;
-	char cmd[400];
 	int failed;
 
 	for (size_t i = 0; i < MID_ELEMENTSOF(fixed_tests); i++)
@@ -1787,16 +1614,12 @@ int main(int argc, char **argv)
 		printf("1..0 # SKIP needs root to run clients as other users\n");
 		return 0;
 	}
-	if (!getenv("PAM_WRAPPER") || !dir)
-		reexec_under_pam_wrapper(argv);
-	snprintf(test_dir, sizeof(test_dir), "%s", dir);
+	harness_pam_wrapper(argv, "/tmp/mid-policy-test.XXXXXX", "MID_POLICY_TEST_DIR", test_dir,
+			    sizeof(test_dir), services_write);
 
 	failed = _cmocka_run_group_tests("policy conditions", tests, n_tests, group_setup,
 					 group_teardown);
 
-	child_env_clean();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
-	if (!getenv("MID_KEEP_TEST_DIR") && system(cmd) != 0)
-		fprintf(stderr, "# failed to remove %s\n", test_dir);
+	harness_dir_remove(test_dir);
 	return failed;
 }

@@ -27,7 +27,6 @@
 #include "token.h"
 
 #define SET_ITEMS "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_set_items.so"
-#define OUTPUT_MAX 8192
 #define PARALLEL_MAX 64
 #define ONE_TIME_CLIENTS 32
 #define ONE_TIME_ROUNDS 3
@@ -293,81 +292,18 @@ static long long audit_count(const char *event, const char *account)
 
 /* ---- midctl ---- */
 
-struct command {
-	int status; /* exit status, or -1 when midctl did not exit */
-	char out[OUTPUT_MAX];
-	char err[OUTPUT_MAX];
-};
-
-static int output_file(const char *name)
-{
-	char path[400];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", test_dir, name);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	return fd;
-}
-
-static void output_read(int fd, char *buf, size_t size)
-{
-	ssize_t n;
-
-	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-	n = read(fd, buf, size - 1);
-	assert_true(n >= 0);
-	buf[n] = '\0';
-	close(fd);
-}
-
-/* The programs under test must not inherit the preloaded pam_wrapper. */
-static void child_env_clean(void)
-{
-	unsetenv("LD_PRELOAD");
-	unsetenv("PAM_WRAPPER");
-	unsetenv("PAM_WRAPPER_SERVICE_DIR");
-	unsetenv("PAM_RHOST");
-}
-
 /* Runs midctl --socket AGENT_SOCKET ARGS... (ending with NULL), as UID
  * nobody when as_nobody is set. */
-static void midctl_run(struct command *c, bool as_nobody, ...)
+static void midctl_run(struct harness_command *c, bool as_nobody, ...)
 {
-	char path[400], *argv[16];
-	int out = output_file("stdout"), err = output_file("stderr"), status;
-	size_t n = 0;
+	static const struct harness_identity nobody = {.uid = UID_NOBODY, .gid = GID_NOGROUP};
 	va_list ap;
-	pid_t pid;
+	int r;
 
-	snprintf(path, sizeof(path), "%s/midctl/midctl", getenv("MID_BUILDDIR"));
-	argv[n++] = path;
-	argv[n++] = (char *)"--socket";
-	argv[n++] = agent.socket_path;
 	va_start(ap, as_nobody);
-	for (char *arg = va_arg(ap, char *); arg; arg = va_arg(ap, char *)) {
-		assert_true(n < MID_ELEMENTSOF(argv) - 1);
-		argv[n++] = arg;
-	}
+	r = harness_midctl(c, &agent, test_dir, as_nobody ? &nobody : NULL, NULL, ap);
 	va_end(ap);
-	argv[n] = NULL;
-
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(out, STDOUT_FILENO);
-		dup2(err, STDERR_FILENO);
-		child_env_clean();
-		if (as_nobody && (setgroups(0, NULL) < 0 || setgid(GID_NOGROUP) < 0 ||
-				  setuid(UID_NOBODY) < 0))
-			_exit(126);
-		execv(path, argv);
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	c->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	output_read(out, c->out, sizeof(c->out));
-	output_read(err, c->err, sizeof(c->err));
+	assert_int_equal(r, 0);
 }
 
 #define midctl(c, ...) midctl_run(c, false, __VA_ARGS__, (char *)NULL)
@@ -544,7 +480,7 @@ static void lockout_per_source(void **state)
 	char cred[MID_CREDENTIAL_MAX + 1], wrong[MID_TOKEN_LEN + 1];
 	struct mid_lease_info lease;
 	struct pam_result res;
-	struct command c;
+	struct harness_command c;
 
 	for (size_t i = 0; i < MID_ELEMENTSOF(accounts); i++) {
 		issue(accounts[i], NULL, &lease);
@@ -585,7 +521,7 @@ static void unlock_host_name_source(void **state)
 	char cred[MID_CREDENTIAL_MAX + 1], wrong[MID_TOKEN_LEN + 1];
 	struct mid_lease_info lease;
 	struct pam_result res;
-	struct command c;
+	struct harness_command c;
 
 	for (size_t i = 0; i < MID_ELEMENTSOF(accounts); i++) {
 		issue(accounts[i], NULL, &lease);
@@ -695,7 +631,7 @@ static void unlock_clears_lockout(void **state)
 	char cred[MID_CREDENTIAL_MAX + 1], wrong[MID_TOKEN_LEN + 1];
 	struct mid_lease_info lease;
 	struct pam_result res;
-	struct command c;
+	struct harness_command c;
 
 	issue("lp", cred, &lease);
 	forged_credential(&lease, wrong);
@@ -737,7 +673,7 @@ static void unlock_rejects_bad_input(void **state)
 		{{"unlock", "--source", "no address"}, 1, "invalid source"},
 		{{"unlock", "--bogus"}, 2, "invalid option for unlock"},
 	};
-	struct command c;
+	struct harness_command c;
 
 	for (size_t i = 0; i < MID_ELEMENTSOF(cases); i++) {
 		print_message("# midctl %s %s %s\n", cases[i].args[0],
@@ -760,7 +696,7 @@ static void unlock_needs_root(void **state)
 	char cred[MID_CREDENTIAL_MAX + 1], wrong[MID_TOKEN_LEN + 1];
 	struct mid_lease_info lease;
 	struct pam_result res;
-	struct command c;
+	struct harness_command c;
 
 	issue("lp", cred, &lease);
 	forged_credential(&lease, wrong);
@@ -780,38 +716,16 @@ static void unlock_needs_root(void **state)
 
 /* ---- setup ---- */
 
-static const char *module_path(void)
-{
-	static char path[512];
-
-	snprintf(path, sizeof(path), "%s/pam_mid/.libs/pam_mid.so", getenv("MID_BUILDDIR"));
-	return path;
-}
-
 static void services_write(const char *dir)
 {
-	char path[512], opts[700];
-	FILE *f;
+	char opts[700];
 
 	snprintf(opts, sizeof(opts), "socket=%s/agent.sock cache=%s/run/%s", test_dir, test_dir,
 		 MID_CACHE_FILE_NAME);
-	snprintf(path, sizeof(path), "%s/other", dir);
-	f = fopen(path, "w");
-	if (!f) {
-		perror(path);
-		exit(1);
-	}
-	fputs("auth required pam_deny.so\naccount required pam_deny.so\n", f);
-	fclose(f);
-
-	snprintf(path, sizeof(path), "%s/sshd", dir);
-	f = fopen(path, "w");
-	if (!f) {
-		perror(path);
-		exit(1);
-	}
-	fprintf(f, "auth required %s\nauth required %s %s\n", SET_ITEMS, module_path(), opts);
-	fclose(f);
+	harness_service_write(dir, "other",
+			      "auth required pam_deny.so\naccount required pam_deny.so\n");
+	harness_service_write(dir, "sshd", "auth required %s\nauth required %s %s\n", SET_ITEMS,
+			      harness_module_path(), opts);
 }
 
 static int group_setup(void **state)
@@ -826,70 +740,9 @@ static int group_setup(void **state)
 	return r < 0 ? -1 : 0;
 }
 
-/* Prints the agent's log as TAP comments. */
-static void agent_log_print(void)
-{
-	char path[400], line[1024];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/agent.log", agent.dir);
-	f = fopen(path, "r");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f))
-		printf("# agent: %s", line);
-	fclose(f);
-}
-
 static int group_teardown(void **state)
 {
-	int r;
-
-	/* harness_stop runs rm, which must not load pam_wrapper. */
-	child_env_clean();
-
-	/* A sanitizer finding in the agent shows as a failed exit. */
-	r = harness_stop_agent(&agent);
-	if (r != 0) {
-		printf("# mid-agentd exited with status %d\n", r);
-		agent_log_print();
-	}
-	harness_stop(&agent);
-	return r == 0 ? 0 : -1;
-}
-
-/* Re-executes this program under pam_wrapper with a fresh service dir. */
-static void reexec_under_pam_wrapper(char **argv)
-{
-	char services[300], preload[600];
-	const char *asan = getenv("MID_ASAN_LIB");
-
-	if (asan && !*asan)
-		asan = NULL;
-
-	snprintf(test_dir, sizeof(test_dir), "/tmp/mid-races-test.XXXXXX");
-	if (!mkdtemp(test_dir)) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	snprintf(services, sizeof(services), "%s/pam.d", test_dir);
-	if (mkdir(services, 0755) < 0) {
-		perror(services);
-		exit(1);
-	}
-	services_write(services);
-
-	snprintf(preload, sizeof(preload), "%s%slibpam_wrapper.so", asan ? asan : "",
-		 asan ? ":" : "");
-	setenv("LD_PRELOAD", preload, 1);
-	setenv("PAM_WRAPPER", "1", 1);
-	setenv("PAM_WRAPPER_SERVICE_DIR", services, 1);
-	setenv("MID_RACES_TEST_DIR", test_dir, 1);
-	/* Under valgrind /proc/self/exe is valgrind itself, so a path in
-	 * argv[0] comes first. */
-	execv(strchr(argv[0], '/') ? argv[0] : "/proc/self/exe", argv);
-	perror("execv");
-	exit(1);
+	return harness_finish(&agent) == 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -910,8 +763,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(unlock_rejects_bad_input),
 		cmocka_unit_test(unlock_needs_root),
 	};
-	const char *dir = getenv("MID_RACES_TEST_DIR");
-	char cmd[400];
 	int failed;
 
 	if (!getenv("MID_BUILDDIR")) {
@@ -923,16 +774,12 @@ int main(int argc, char **argv)
 		printf("1..0 # SKIP needs root to run clients as other users\n");
 		return 0;
 	}
-	if (!getenv("PAM_WRAPPER") || !dir)
-		reexec_under_pam_wrapper(argv);
-	snprintf(test_dir, sizeof(test_dir), "%s", dir);
+	harness_pam_wrapper(argv, "/tmp/mid-races-test.XXXXXX", "MID_RACES_TEST_DIR", test_dir,
+			    sizeof(test_dir), services_write);
 
 	failed = cmocka_run_group_tests_name("policy races and lockout", tests, group_setup,
 					     group_teardown);
 
-	child_env_clean();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
-	if (!getenv("MID_KEEP_TEST_DIR") && system(cmd) != 0)
-		fprintf(stderr, "# failed to remove %s\n", test_dir);
+	harness_dir_remove(test_dir);
 	return failed;
 }
