@@ -167,6 +167,23 @@ static const char *string_at(const struct mid_cache *cache, uint32_t off)
 	return strings + off;
 }
 
+/* Returns 1 when the string at offset off is name, 0 when it is another
+ * string, or -EBADMSG when off points outside the strings region. len is
+ * strlen(name). A match needs len + 1 bytes inside the region, so the
+ * comparison reads exactly those bytes, or none when fewer are left.
+ * Unlike strcmp it looks for no terminator, which makes a probe cheaper. */
+static int string_equals(const struct mid_cache *cache, uint32_t off, const char *name,
+			 size_t len)
+{
+	const char *candidate = string_at(cache, off);
+
+	if (!candidate)
+		return -EBADMSG;
+	if (cache->header->strings_size - off <= len)
+		return 0;
+	return memcmp(candidate, name, len + 1) == 0;
+}
+
 static const uint32_t *index_at(const struct mid_cache *cache, uint64_t off)
 {
 	return (const uint32_t *)(cache->map + off);
@@ -231,19 +248,20 @@ static int64_t user_probe_name(const struct mid_cache *cache, const char *name)
 	const uint32_t *index = index_at(cache, h->user_name_index_off);
 	uint32_t mask = h->user_buckets - 1;
 	uint32_t pos = mid_cache_hash_name(name) & mask;
+	size_t len = strlen(name);
 
 	for (uint32_t n = 0; n < h->user_buckets; n++, pos = (pos + 1) & mask) {
 		uint32_t slot = index[pos];
-		const char *candidate;
+		int r;
 
 		if (slot == MID_CACHE_EMPTY)
 			return -ENOENT;
 		if (slot >= h->n_users)
 			return -EBADMSG;
-		candidate = string_at(cache, user_record(cache, slot)->name);
-		if (!candidate)
-			return -EBADMSG;
-		if (strcmp(candidate, name) == 0)
+		r = string_equals(cache, user_record(cache, slot)->name, name, len);
+		if (r < 0)
+			return r;
+		if (r > 0)
 			return slot;
 	}
 	return -EBADMSG;
@@ -275,19 +293,20 @@ static int64_t group_probe_name(const struct mid_cache *cache, const char *name)
 	const uint32_t *index = index_at(cache, h->group_name_index_off);
 	uint32_t mask = h->group_buckets - 1;
 	uint32_t pos = mid_cache_hash_name(name) & mask;
+	size_t len = strlen(name);
 
 	for (uint32_t n = 0; n < h->group_buckets; n++, pos = (pos + 1) & mask) {
 		uint32_t slot = index[pos];
-		const char *candidate;
+		int r;
 
 		if (slot == MID_CACHE_EMPTY)
 			return -ENOENT;
 		if (slot >= h->n_groups)
 			return -EBADMSG;
-		candidate = string_at(cache, group_record(cache, slot)->name);
-		if (!candidate)
-			return -EBADMSG;
-		if (strcmp(candidate, name) == 0)
+		r = string_equals(cache, group_record(cache, slot)->name, name, len);
+		if (r < 0)
+			return r;
+		if (r > 0)
 			return slot;
 	}
 	return -EBADMSG;
@@ -389,22 +408,22 @@ int mid_cache_is_managed(const struct mid_cache *cache, const char *name)
 	const uint32_t *index = index_at(cache, h->managed_index_off);
 	uint32_t mask = h->managed_buckets - 1;
 	uint32_t pos;
+	size_t len;
 
 	if (!name)
 		return 0;
 
 	pos = mid_cache_hash_name(name) & mask;
+	len = strlen(name);
 	for (uint32_t n = 0; n < h->managed_buckets; n++, pos = (pos + 1) & mask) {
 		uint32_t slot = index[pos];
-		const char *candidate;
+		int r;
 
 		if (slot == MID_CACHE_EMPTY)
 			return 0;
-		candidate = string_at(cache, slot);
-		if (!candidate)
-			return -EBADMSG;
-		if (strcmp(candidate, name) == 0)
-			return 1;
+		r = string_equals(cache, slot, name, len);
+		if (r != 0)
+			return r;
 	}
 	return -EBADMSG;
 }
