@@ -127,11 +127,12 @@ static uint32_t index_probe(const struct mid_cache_builder *b, const struct hash
 	return pos;
 }
 
-/* Makes room for `more` entries while keeping buckets >= 2 * count, the
- * load the reader relies on to end every probe at an empty slot. */
+/* Makes room for `more` entries while keeping buckets >= 4 * count. The
+ * reader needs 2 * count to end every probe at an empty slot; the lower
+ * load finds most names at the first slot it probes. */
 static int index_reserve(const struct mid_cache_builder *b, struct hash_index *ix, uint32_t more)
 {
-	uint64_t needed = 2 * ((uint64_t)ix->count + more);
+	uint64_t needed = 4 * ((uint64_t)ix->count + more);
 	uint32_t buckets = ix->buckets;
 	uint32_t *slots;
 
