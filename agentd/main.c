@@ -357,6 +357,10 @@ static int agent_setup(struct agent *a)
 	if ((r = lockout_init(a)) < 0 || (r = approvals_init(a)) < 0 ||
 	    (r = sessions_init(a)) < 0 || (r = accounts_init(a)) < 0 || (r = audit_init(a)) < 0)
 		return r;
+	/* Checkpoints and periodic syncs run beside the requests; without the
+	 * thread the database checkpoints inline, which only costs latency. */
+	if (store_background_start(a->store) < 0)
+		log_warning("Checkpoints of the state database run in the request loop");
 
 	r = sd_event_default(&a->event);
 	if (r < 0)

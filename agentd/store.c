@@ -3,6 +3,8 @@
 #include "store.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "names.h"
@@ -162,6 +165,33 @@ struct held_record {
 /* Records held at most; one more writes them first. */
 #define HELD_MAX 64
 
+/* A thread with a connection of its own that copies the WAL into the
+ * database and syncs the WAL, so that neither fsync stalls the agent's
+ * requests. The fields under lock are requests from the store's thread. */
+struct background {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool checkpoint;
+	bool sync;
+	bool stop;
+	bool busy;	 /* atomic: a checkpoint is running */
+	int backfilled;	 /* atomic: WAL frames the last checkpoint copied */
+	int error; /* -errno of the last failure, read with an atomic exchange */
+	sqlite3 *db;
+	int wal_fd;
+};
+
+/* WAL frames (pages) after which the thread checkpoints. A checkpoint
+ * beside the writer leaves out the frames written meanwhile, so the WAL
+ * starts over only once the store's thread copies the last ones itself,
+ * with two fsyncs. It does so past CHECKPOINT_FRAMES_RESTART frames when
+ * at most CHECKPOINT_FRAMES_LEFT remain, and always at CHECKPOINT_FRAMES_MAX. */
+#define CHECKPOINT_FRAMES 300
+#define CHECKPOINT_FRAMES_RESTART 2000
+#define CHECKPOINT_FRAMES_LEFT 256
+#define CHECKPOINT_FRAMES_MAX 4000
+
 /* Leases read recently, so that a credential verified again and again
  * costs no query. Any change to any lease empties the cache. */
 #define LEASE_CACHE_SLOTS 64
@@ -189,6 +219,9 @@ struct store {
 	bool unsynced; /* light commits that no fsync has covered yet */
 	struct lease_cache_slot *lease_cache;
 	uint64_t lease_generation; /* starts at 1, so a zeroed slot is invalid */
+
+	char *path;
+	struct background *background; /* see store_background_start */
 
 	/* Audit records held within a batch; see store_audit_defer. */
 	struct held_record *held;
@@ -570,6 +603,11 @@ int store_open_flags(const char *state_dir, unsigned flags, struct store **ret)
 	if (!s)
 		return -ENOMEM;
 	s->lease_generation = 1;
+	s->path = strdup(path);
+	if (!s->path) {
+		free(s);
+		return -ENOMEM;
+	}
 
 	rc = sqlite3_open_v2(path, &s->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
@@ -630,10 +668,13 @@ struct sqlite3 *store_db(struct store *s)
 	return s->db;
 }
 
+static void background_stop(struct store *s);
+
 void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	background_stop(s);
 	for (int i = 0; i < _STMT_MAX; i++)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);
@@ -641,6 +682,7 @@ void store_close(struct store *s)
 	if (s->lease_cache)
 		sodium_memzero(s->lease_cache, LEASE_CACHE_SLOTS * sizeof(*s->lease_cache));
 	free(s->lease_cache);
+	free(s->path);
 	free(s);
 }
 
@@ -713,16 +755,186 @@ bool store_sync_due(const struct store *s)
 	return s->unsynced;
 }
 
+static void background_request(struct background *b, bool checkpoint, bool sync)
+{
+	if (checkpoint)
+		__atomic_store_n(&b->busy, true, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&b->lock);
+	b->checkpoint = b->checkpoint || checkpoint;
+	b->sync = b->sync || sync;
+	pthread_cond_signal(&b->wake);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Logs what the background thread failed to do. The thread cannot log
+ * itself, because the log is not thread-safe. */
+static int background_error(struct store *s)
+{
+	int r = __atomic_exchange_n(&s->background->error, 0, __ATOMIC_ACQ_REL);
+
+	if (r < 0)
+		log_error("Failed to checkpoint or sync the write-ahead log of the state database "
+			  "in the background: %s",
+			  strerror(-r));
+	return r;
+}
+
 int store_sync(struct store *s)
 {
 	int r;
 
 	if (!s->unsynced || !s->wal)
 		return 0;
+	if (s->background) {
+		/* A failure shows at the next call; the records stay in the
+		 * WAL either way, and the next sync covers them. */
+		r = background_error(s);
+		background_request(s->background, false, true);
+		s->unsynced = false;
+		return r;
+	}
 	r = wal_sync(s);
 	if (r == 0)
 		s->unsynced = false;
 	return r;
+}
+
+static void *background_run(void *userdata)
+{
+	struct background *b = userdata;
+
+	for (;;) {
+		bool checkpoint, sync, stop;
+		int rc;
+
+		pthread_mutex_lock(&b->lock);
+		while (!b->checkpoint && !b->sync && !b->stop)
+			pthread_cond_wait(&b->wake, &b->lock);
+		checkpoint = b->checkpoint;
+		sync = b->sync;
+		stop = b->stop;
+		b->checkpoint = b->sync = false;
+		pthread_mutex_unlock(&b->lock);
+
+		/* A passive checkpoint takes no lock the writer needs, so the
+		 * writer goes on appending meanwhile. */
+		if (checkpoint) {
+			int copied = 0;
+
+			rc = sqlite3_wal_checkpoint_v2(b->db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL,
+						       &copied);
+			if (rc == SQLITE_OK)
+				__atomic_store_n(&b->backfilled, copied, __ATOMIC_RELEASE);
+			else if (rc != SQLITE_BUSY)
+				__atomic_store_n(&b->error,
+						 (rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO,
+						 __ATOMIC_RELEASE);
+			__atomic_store_n(&b->busy, false, __ATOMIC_RELEASE);
+		}
+		if (sync && fdatasync(b->wal_fd) < 0)
+			__atomic_store_n(&b->error, -errno, __ATOMIC_RELEASE);
+		if (stop && !checkpoint && !sync)
+			return NULL;
+	}
+}
+
+/* Called by SQLite after each commit with the frames in the WAL. */
+static int on_wal_commit(void *userdata, sqlite3 *db, const char *name, int frames)
+{
+	struct background *b = ((struct store *)userdata)->background;
+	int left;
+
+	if (frames < CHECKPOINT_FRAMES || __atomic_load_n(&b->busy, __ATOMIC_ACQUIRE))
+		return SQLITE_OK;
+	left = frames - __atomic_load_n(&b->backfilled, __ATOMIC_ACQUIRE);
+	if (frames < CHECKPOINT_FRAMES_MAX &&
+	    (frames < CHECKPOINT_FRAMES_RESTART || left > CHECKPOINT_FRAMES_LEFT)) {
+		background_request(b, true, false);
+		return SQLITE_OK;
+	}
+	/* The rest is copied here, so the next write starts the WAL over. */
+	if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) == SQLITE_OK)
+		__atomic_store_n(&b->backfilled, 0, __ATOMIC_RELEASE);
+	return SQLITE_OK;
+}
+
+int store_background_start(struct store *s)
+{
+	_cleanup_free_ char *wal_path = NULL;
+	sigset_t all, old_mask;
+	struct background *b;
+	int rc, r;
+
+	if (!s->wal || s->background)
+		return 0;
+	if (asprintf(&wal_path, "%s-wal", s->path) < 0)
+		return -ENOMEM;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->wal_fd = open(wal_path, O_RDONLY | O_CLOEXEC);
+	if (b->wal_fd < 0) {
+		r = -errno;
+		free(b);
+		log_error("Failed to open %s: %s", wal_path, strerror(-r));
+		return r;
+	}
+	rc = sqlite3_open_v2(s->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	/* A first read makes the connection find the WAL; until then it
+	 * cannot checkpoint. */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(b->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		r = store_error(s, rc, "open a second connection for checkpoints");
+		sqlite3_close(b->db);
+		close(b->wal_fd);
+		free(b);
+		return r;
+	}
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->wake, NULL);
+	/* The thread takes no signal: SIGHUP and SIGTERM must reach the
+	 * event loop, whatever mask the process has now. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old_mask);
+	r = -pthread_create(&b->thread, NULL, background_run, b);
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	if (r < 0) {
+		log_error("Failed to start the checkpoint thread: %s", strerror(-r));
+		sqlite3_close(b->db);
+		close(b->wal_fd);
+		free(b);
+		return r;
+	}
+	s->background = b;
+	sqlite3_wal_hook(s->db, on_wal_commit, s);
+	return 0;
+}
+
+/* Lets the thread finish what it was asked, then ends it; the database's
+ * own checkpoints take over again. */
+static void background_stop(struct store *s)
+{
+	struct background *b = s->background;
+
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->stop = true;
+	pthread_cond_signal(&b->wake);
+	pthread_mutex_unlock(&b->lock);
+	pthread_join(b->thread, NULL);
+	s->background = NULL;
+	(void)sqlite3_wal_autocheckpoint(s->db, 1000);
+	if (b->error < 0)
+		log_error("Failed to checkpoint or sync the write-ahead log of the state database "
+			  "in the background: %s",
+			  strerror(-b->error));
+	sqlite3_close(b->db);
+	close(b->wal_fd);
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->wake);
+	free(b);
 }
 
 void store_rollback(struct store *s)

@@ -80,8 +80,16 @@ MID_MUST_CHECK int store_audit_defer(struct store *s, int64_t at, const struct a
 				     bool durable);
 /* True while light commits wait for an fsync. */
 bool store_sync_due(const struct store *s);
-/* Syncs the WAL when light commits wait for it. */
+/* Syncs the WAL when light commits wait for it: at once, or with a
+ * background thread, by asking it to. */
 MID_MUST_CHECK int store_sync(struct store *s);
+/* Starts a thread with a connection of its own that checkpoints the WAL
+ * (copies it into the database, with two fsyncs) and runs store_sync's
+ * fsync, so that the store's thread does neither. The store's thread still
+ * checkpoints when the WAL grows past a bound because the background never
+ * found the writer idle long enough to finish. Without WAL it does
+ * nothing. store_close stops the thread after its pending work. */
+MID_MUST_CHECK int store_background_start(struct store *s);
 /* Returns 0, or -errno when the commits of the batch may not be on disk;
  * the batch is closed either way. */
 MID_MUST_CHECK int store_batch_end(struct store *s);

@@ -2,6 +2,7 @@
  * names, pruning with checkpoints, group commit, and the checks at open. */
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -18,8 +20,18 @@
 
 /* Calls to fsync and fdatasync from this process, SQLite's included: the
  * exported definitions here take precedence over libc's for every shared
- * library. */
+ * library. Those made by other threads than the first are also counted
+ * apart. */
 static unsigned syncs;
+static unsigned thread_syncs;
+static pthread_t main_thread;
+
+static void sync_count(void)
+{
+	__atomic_add_fetch(&syncs, 1, __ATOMIC_RELAXED);
+	if (!pthread_equal(pthread_self(), main_thread))
+		__atomic_add_fetch(&thread_syncs, 1, __ATOMIC_RELAXED);
+}
 
 MID_EXPORT int fsync(int fd);
 MID_EXPORT int fdatasync(int fd);
@@ -30,7 +42,7 @@ int fsync(int fd)
 
 	if (!real)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-	syncs++;
+	sync_count();
 	return real(fd);
 }
 
@@ -40,7 +52,7 @@ int fdatasync(int fd)
 
 	if (!real)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-	syncs++;
+	sync_count();
 	return real(fd);
 }
 
@@ -816,6 +828,67 @@ static void lease_reads_keep_ids_apart(void **state)
 			 -ENOENT);
 }
 
+/* ---- background checkpoints ---- */
+
+/* Waits up to two seconds for the background thread to sync more than
+ * `than` times. */
+static unsigned thread_syncs_after(unsigned than)
+{
+	for (int i = 0; i < 200 && __atomic_load_n(&thread_syncs, __ATOMIC_RELAXED) <= than; i++)
+		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+	return __atomic_load_n(&thread_syncs, __ATOMIC_RELAXED);
+}
+
+static off_t file_size(const struct fixture *f, const char *name)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* Commits past the checkpoint threshold make the thread, not the caller,
+ * copy the WAL into the database and sync it; the WAL stays bounded. */
+static void background_checkpoints(void **state)
+{
+	struct fixture *f = *state;
+	unsigned before = __atomic_load_n(&thread_syncs, __ATOMIC_RELAXED);
+
+	assert_int_equal(store_background_start(f->store), 0);
+	for (int round = 0; round < 4; round++) {
+		assert_int_equal(store_batch_begin(f->store), 0);
+		append_n(f->store, 3000);
+		assert_int_equal(store_batch_end(f->store), 0);
+	}
+	assert_true(thread_syncs_after(before) > before);
+	/* 4,000 frames of 4 KiB and their headers at most. */
+	assert_true(file_size(f, "state.db-wal") <= 4100 * (4096 + 24));
+	assert_true(file_size(f, "state.db") > 1024 * 1024);
+	assert_int_equal(verify(f->store).problem, AUDIT_INTACT);
+}
+
+/* With the thread, store_sync hands the fsync of light commits to it. */
+static void background_syncs(void **state)
+{
+	struct fixture *f = *state;
+	unsigned before;
+
+	assert_int_equal(store_background_start(f->store), 0);
+	assert_int_equal(store_batch_begin(f->store), 0);
+	assert_int_equal(store_audit_defer(f->store, 2000000,
+					   &(struct audit_record){.event = "verify", .peer_uid = 0},
+					   false),
+			 0);
+	assert_int_equal(store_batch_end(f->store), 0);
+	assert_true(store_sync_due(f->store));
+	before = __atomic_load_n(&thread_syncs, __ATOMIC_RELAXED);
+	assert_int_equal(store_sync(f->store), 0);
+	assert_false(store_sync_due(f->store));
+	assert_true(thread_syncs_after(before) > before);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -864,8 +937,11 @@ int main(void)
 		T(unbatched_record_written),
 		T(lease_reads_see_changes),
 		T(lease_reads_keep_ids_apart),
+		T(background_checkpoints),
+		T(background_syncs),
 	};
 
+	main_thread = pthread_self();
 	setenv("MID_LOG_STDERR", "1", 1);
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
