@@ -175,8 +175,7 @@ struct background {
 	bool checkpoint;
 	bool sync;
 	bool stop;
-	bool busy;	 /* atomic: a checkpoint is running */
-	int backfilled;	 /* atomic: WAL frames the last checkpoint copied */
+	bool busy; /* atomic: a checkpoint is running */
 	int error; /* -errno of the last failure, read with an atomic exchange */
 	sqlite3 *db;
 	int wal_fd;
@@ -185,11 +184,8 @@ struct background {
 /* WAL frames (pages) after which the thread checkpoints. A checkpoint
  * beside the writer leaves out the frames written meanwhile, so the WAL
  * starts over only once the store's thread copies the last ones itself,
- * with two fsyncs. It does so past CHECKPOINT_FRAMES_RESTART frames when
- * at most CHECKPOINT_FRAMES_LEFT remain, and always at CHECKPOINT_FRAMES_MAX. */
+ * with two fsyncs, which it does at CHECKPOINT_FRAMES_MAX frames. */
 #define CHECKPOINT_FRAMES 300
-#define CHECKPOINT_FRAMES_RESTART 2000
-#define CHECKPOINT_FRAMES_LEFT 256
 #define CHECKPOINT_FRAMES_MAX 4000
 
 /* Leases read recently, so that a credential verified again and again
@@ -819,13 +815,9 @@ static void *background_run(void *userdata)
 		/* A passive checkpoint takes no lock the writer needs, so the
 		 * writer goes on appending meanwhile. */
 		if (checkpoint) {
-			int copied = 0;
-
 			rc = sqlite3_wal_checkpoint_v2(b->db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL,
-						       &copied);
-			if (rc == SQLITE_OK)
-				__atomic_store_n(&b->backfilled, copied, __ATOMIC_RELEASE);
-			else if (rc != SQLITE_BUSY)
+						       NULL);
+			if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 				__atomic_store_n(&b->error,
 						 (rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO,
 						 __ATOMIC_RELEASE);
@@ -842,19 +834,18 @@ static void *background_run(void *userdata)
 static int on_wal_commit(void *userdata, sqlite3 *db, const char *name, int frames)
 {
 	struct background *b = ((struct store *)userdata)->background;
-	int left;
 
-	if (frames < CHECKPOINT_FRAMES || __atomic_load_n(&b->busy, __ATOMIC_ACQUIRE))
+	if (frames < CHECKPOINT_FRAMES)
 		return SQLITE_OK;
-	left = frames - __atomic_load_n(&b->backfilled, __ATOMIC_ACQUIRE);
-	if (frames < CHECKPOINT_FRAMES_MAX &&
-	    (frames < CHECKPOINT_FRAMES_RESTART || left > CHECKPOINT_FRAMES_LEFT)) {
-		background_request(b, true, false);
+	if (frames < CHECKPOINT_FRAMES_MAX) {
+		if (!__atomic_load_n(&b->busy, __ATOMIC_ACQUIRE))
+			background_request(b, true, false);
 		return SQLITE_OK;
 	}
-	/* The rest is copied here, so the next write starts the WAL over. */
-	if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) == SQLITE_OK)
-		__atomic_store_n(&b->backfilled, 0, __ATOMIC_RELEASE);
+	/* The rest is copied here, so the next write starts the WAL over. A
+	 * checkpoint of the thread still running makes this one wait for the
+	 * next commit. */
+	(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	return SQLITE_OK;
 }
 
