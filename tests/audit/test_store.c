@@ -863,8 +863,10 @@ static void background_checkpoints(void **state)
 		assert_int_equal(store_batch_end(f->store), 0);
 	}
 	assert_true(thread_syncs_after(before) > before);
-	/* 4,000 frames of 4 KiB and their headers at most. */
-	assert_true(file_size(f, "state.db-wal") <= 4100 * (4096 + 24));
+	/* The WAL starts over near 4,000 pages, plus what these commits
+	 * wrote while a checkpoint of the thread ran; without checkpoints it
+	 * would keep a page for each of the 12,000 commits and more. */
+	assert_true(file_size(f, "state.db-wal") <= 8000 * (4096 + 24));
 	assert_true(file_size(f, "state.db") > 1024 * 1024);
 	assert_int_equal(verify(f->store).problem, AUDIT_INTACT);
 }
