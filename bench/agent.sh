@@ -9,6 +9,7 @@
 set -eu
 OUT=$1 BUILD=$2
 shift 2
+SIZES=${BENCH_AGENT_SIZES:-$*}
 top=$(cd "$(dirname "$0")/.." && pwd)
 SECONDS_PER_RUN=${BENCH_AGENT_SECONDS:-3}
 DIR=$OUT/agent
@@ -68,7 +69,7 @@ agent_stop
 
 echo
 printf '%-8s %10s %10s %16s %10s\n' leases "ready ms" "RSS MiB" "issue+publish ms" "reload ms"
-for n in ${BENCH_AGENT_SIZES:-10 1000 10000 100000}; do
+for n in $SIZES; do
 	rm -rf "$DIR"/state/*
 	agent_start
 	agent_stop

@@ -55,6 +55,7 @@ echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 if [ -n "$quick" ]; then
 	export BENCH_ROUNDS=3 BENCH_ROUND_MS=20
+	export BENCH_AGENT_SECONDS=${BENCH_AGENT_SECONDS:-0.3}
 	sizes="10 1000"
 else
 	sizes="10 1000 10000 100000"
