@@ -408,7 +408,7 @@ static void handle_verify(struct agent *a, const struct peer *peer, const struct
 		return;
 	}
 
-	/* A use must be counted, durably, before it is granted; a plain
+	/* A use must be counted, durably, before it is granted. A plain
 	 * verification only adds its audit record, and goes on when that
 	 * could not be written. */
 	if (l.info.max_uses > 0) {

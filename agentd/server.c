@@ -189,7 +189,7 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *
 	}
 	/* The source is edge-triggered and stays on while a request is
 	 * queued, which saves two epoll_ctl calls and a readiness check a
-	 * request; the next request is read once the reply is out. */
+	 * request. The next request is read once the reply is out. */
 	if (c->queued)
 		return 0;
 

@@ -128,8 +128,8 @@ static uint32_t index_probe(const struct mid_cache_builder *b, const struct hash
 }
 
 /* Makes room for `more` entries while keeping buckets >= 4 * count. The
- * reader needs 2 * count to end every probe at an empty slot; the lower
- * load finds most names at the first slot it probes. */
+ * reader needs 2 * count to end every probe at an empty slot, and the
+ * lower load finds most names at the first slot it probes. */
 static int index_reserve(const struct mid_cache_builder *b, struct hash_index *ix, uint32_t more)
 {
 	uint64_t needed = 4 * ((uint64_t)ix->count + more);

@@ -33,9 +33,10 @@ struct verified_lease {
 
 /* The verification already made every check of the account phase (lock,
  * live lease, service, source, hours), so the account phase that follows
- * it within this long takes its verdict instead of asking again. A
- * revocation after the verification still ends the login: opening the
- * session asks the agent, and a revoked lease ends its sessions. */
+ * it within this long takes its verdict instead of sending a request. A
+ * revocation after the verification still ends the login, because the
+ * session phase checks the lease with the agent and a revoked lease ends
+ * its sessions. */
 #define VERDICT_REUSE_USEC 1000000ULL
 
 struct options {

@@ -864,7 +864,7 @@ static void background_checkpoints(void **state)
 	}
 	assert_true(thread_syncs_after(before) > before);
 	/* The WAL starts over near 4,000 pages, plus what these commits
-	 * wrote while a checkpoint of the thread ran; without checkpoints it
+	 * wrote while a checkpoint of the thread ran. Without checkpoints it
 	 * would keep a page for each of the 12,000 commits and more. */
 	assert_true(file_size(f, "state.db-wal") <= 8000 * (4096 + 24));
 	assert_true(file_size(f, "state.db") > 1024 * 1024);
