@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "log.h"
 #include "names.h"
 
@@ -152,7 +153,7 @@ static const char *const statements[_STMT_MAX] = {
 	[STMT_AUDIT_PRUNE] = "DELETE FROM audit WHERE seq <= ?",
 };
 
-/* An audit record whose text is already escaped and capped. */
+/* An audit record whose text is escaped and capped, as it is stored. */
 struct held_record {
 	int64_t at;
 	int64_t peer_uid;
@@ -162,7 +163,7 @@ struct held_record {
 	char detail[MID_TEXT_MAX + 1];
 };
 
-/* Records held at most; one more writes them first. */
+/* The maximum of held records. One more writes those held first. */
 #define HELD_MAX 64
 
 /* A thread with a connection of its own that copies the WAL into the
@@ -230,7 +231,7 @@ struct store {
 	unsigned full_suppressed;
 };
 
-/* Empties the lease cache; every change to a lease comes through here. */
+/* Empties the lease cache. Every change to a lease comes through here. */
 static void lease_cache_forget(struct store *s)
 {
 	s->lease_generation++;
@@ -682,9 +683,7 @@ void store_close(struct store *s)
 	free(s);
 }
 
-static int audit_insert(struct store *s, int64_t at, const char *event, const char *account,
-			const char *lease, int64_t peer_uid, const char *detail);
-static void audit_prune_if_due(struct store *s, int64_t now);
+static int held_record_insert(struct store *s, const struct held_record *h);
 static int held_write(struct store *s);
 
 int store_begin(struct store *s)
@@ -692,19 +691,15 @@ int store_begin(struct store *s)
 	int r = step_done(s, stmt_get(s, STMT_BEGIN), "begin a transaction");
 
 	/* Held records are older than anything this transaction writes. */
-	for (size_t i = 0; r == 0 && i < s->n_held; i++) {
-		const struct held_record *h = &s->held[i];
-
-		audit_prune_if_due(s, h->at);
-		r = audit_insert(s, h->at, h->event, h->account, h->lease, h->peer_uid, h->detail);
-	}
+	for (size_t i = 0; r == 0 && i < s->n_held; i++)
+		r = held_record_insert(s, &s->held[i]);
 	if (r < 0 && !sqlite3_get_autocommit(s->db))
 		store_rollback(s);
 	return r;
 }
 
-/* Commits; a commit that is not durable waits for the next sync, unless
- * it carries a held record that is. */
+/* Commits the open transaction. A commit that is not durable waits for the
+ * next sync, unless it carries a held record that is. */
 static int commit(struct store *s, bool durable)
 {
 	int r = step_done(s, stmt_get(s, STMT_COMMIT), "commit a transaction");
@@ -737,13 +732,18 @@ int store_commit(struct store *s)
 	return commit(s, true);
 }
 
-int store_end(struct store *s, int r)
+static int end(struct store *s, int r, bool durable)
 {
 	if (r < 0) {
 		store_rollback(s);
 		return r;
 	}
-	return store_commit(s);
+	return commit(s, durable);
+}
+
+int store_end(struct store *s, int r)
+{
+	return end(s, r, true);
 }
 
 bool store_sync_due(const struct store *s)
@@ -782,7 +782,7 @@ int store_sync(struct store *s)
 	if (!s->unsynced || !s->wal)
 		return 0;
 	if (s->background) {
-		/* A failure shows at the next call; the records stay in the
+		/* A failure shows at the next call. The records stay in the
 		 * WAL either way, and the next sync covers them. */
 		r = background_error(s);
 		background_request(s->background, false, true);
@@ -871,7 +871,7 @@ int store_background_start(struct store *s)
 		return r;
 	}
 	rc = sqlite3_open_v2(s->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-	/* A first read makes the connection find the WAL; until then it
+	/* A first read makes the connection find the WAL. Until then it
 	 * cannot checkpoint. */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(b->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
@@ -902,7 +902,7 @@ int store_background_start(struct store *s)
 	return 0;
 }
 
-/* Lets the thread finish what it was asked, then ends it; the database's
+/* Lets the thread finish its pending work, then ends it. The database's
  * own checkpoints take over again. */
 static void background_stop(struct store *s)
 {
@@ -915,12 +915,9 @@ static void background_stop(struct store *s)
 	pthread_cond_signal(&b->wake);
 	pthread_mutex_unlock(&b->lock);
 	pthread_join(b->thread, NULL);
+	(void)background_error(s);
 	s->background = NULL;
 	(void)sqlite3_wal_autocheckpoint(s->db, 1000);
-	if (b->error < 0)
-		log_error("Failed to checkpoint or sync the write-ahead log of the state database "
-			  "in the background: %s",
-			  strerror(-b->error));
 	sqlite3_close(b->db);
 	close(b->wal_fd);
 	pthread_mutex_destroy(&b->lock);
@@ -1077,16 +1074,12 @@ static void lease_from_row(sqlite3_stmt *st, struct lease *l)
 
 static struct lease_cache_slot *lease_cache_slot(struct store *s, const char *id)
 {
-	uint32_t h = 2166136261u;
-
 	if (!s->lease_cache) {
 		s->lease_cache = calloc(LEASE_CACHE_SLOTS, sizeof(*s->lease_cache));
 		if (!s->lease_cache)
 			return NULL;
 	}
-	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return &s->lease_cache[h % LEASE_CACHE_SLOTS];
+	return &s->lease_cache[mid_cache_hash_name(id) % LEASE_CACHE_SLOTS];
 }
 
 int store_lease_get(struct store *s, const char *id, struct lease *ret)
@@ -1517,30 +1510,40 @@ static void audit_prune_if_due(struct store *s, int64_t now)
 			 (unsigned long long)pruned, (unsigned long long)retention);
 }
 
-int store_audit_append(struct store *s, int64_t at, const struct audit_record *a)
+static void held_record_fill(struct held_record *h, int64_t at, const struct audit_record *a)
 {
-	char event[MID_NAME_MAX + 1], account[MID_NAME_MAX + 1], lease[MID_LEASE_ID_MAX + 1],
-		detail[MID_TEXT_MAX + 1];
-
 	/* Requests supply most of these strings; escaped, a record is one
 	 * printable line wherever it is shown and always fits a reply. */
-	text_escape(a->event, event, sizeof(event));
-	text_escape(a->account, account, sizeof(account));
-	text_escape(a->lease, lease, sizeof(lease));
-	text_escape(a->detail, detail, sizeof(detail));
-
-	audit_prune_if_due(s, at);
-	return audit_insert(s, at, event, account, lease, a->peer_uid, detail);
+	h->at = at;
+	h->peer_uid = a->peer_uid;
+	text_escape(a->event, h->event, sizeof(h->event));
+	text_escape(a->account, h->account, sizeof(h->account));
+	text_escape(a->lease, h->lease, sizeof(h->lease));
+	text_escape(a->detail, h->detail, sizeof(h->detail));
 }
 
-/* Writes the held records in a transaction of their own. */
+static int held_record_insert(struct store *s, const struct held_record *h)
+{
+	audit_prune_if_due(s, h->at);
+	return audit_insert(s, h->at, h->event, h->account, h->lease, h->peer_uid, h->detail);
+}
+
+int store_audit_append(struct store *s, int64_t at, const struct audit_record *a)
+{
+	struct held_record h;
+
+	held_record_fill(&h, at, a);
+	return held_record_insert(s, &h);
+}
+
+/* Writes the held records in a transaction of their own, which commit
+ * makes durable when one of them needs it. */
 static int held_write(struct store *s)
 {
-	bool durable = s->held_durable;
 	int r = store_begin(s);
 
 	if (r == 0)
-		r = commit(s, durable);
+		r = commit(s, false);
 	if (r < 0)
 		log_error("Failed to write %zu audit records: %s; they are kept for the next try",
 			  s->n_held, strerror(-r));
@@ -1549,25 +1552,16 @@ static int held_write(struct store *s)
 
 int store_audit_defer(struct store *s, int64_t at, const struct audit_record *a, bool durable)
 {
-	struct held_record *h;
 	int r;
 
-	if (!s->in_batch || !sqlite3_get_autocommit(s->db)) {
-		bool own = sqlite3_get_autocommit(s->db);
-
-		if (own) {
-			r = store_begin(s);
-			if (r < 0)
-				return r;
-		}
-		r = store_audit_append(s, at, a);
-		if (!own)
-			return r;
-		if (r < 0) {
-			store_rollback(s);
-			return r;
-		}
-		return commit(s, durable);
+	/* Inside an open transaction the record joins it. */
+	if (!sqlite3_get_autocommit(s->db))
+		return store_audit_append(s, at, a);
+	if (!s->in_batch) {
+		r = store_begin(s);
+		if (r == 0)
+			r = store_audit_append(s, at, a);
+		return end(s, r, durable);
 	}
 
 	if (!s->held) {
@@ -1580,13 +1574,7 @@ int store_audit_defer(struct store *s, int64_t at, const struct audit_record *a,
 		if (r < 0)
 			return r;
 	}
-	h = &s->held[s->n_held++];
-	h->at = at;
-	h->peer_uid = a->peer_uid;
-	text_escape(a->event, h->event, sizeof(h->event));
-	text_escape(a->account, h->account, sizeof(h->account));
-	text_escape(a->lease, h->lease, sizeof(h->lease));
-	text_escape(a->detail, h->detail, sizeof(h->detail));
+	held_record_fill(&s->held[s->n_held++], at, a);
 	s->held_durable = s->held_durable || durable;
 	return 0;
 }
