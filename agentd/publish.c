@@ -105,8 +105,8 @@ static int group_follow(struct agent *a, const struct lease *l)
 	return mid_cache_builder_set_group_expiry(a->cache_builder, l->group, l->info.gid, last);
 }
 
-/* Removed records leave their strings in the table; past one removal per
- * live account a rebuild reclaims them. */
+/* Removed records leave their strings in the table. Past one removal per
+ * live account, a rebuild reclaims them. */
 #define REMOVALS_MIN 1024
 
 static void note_result(struct agent *a, const struct lease *l, int r)
@@ -155,8 +155,10 @@ void cache_lease_ended(struct agent *a, const struct lease *l)
 	if (r == -ENOENT)
 		return;
 	if (r == 0 && ++a->cache_removals > REMOVALS_MIN &&
-	    a->cache_removals > mid_cache_builder_n_users(a->cache_builder))
-		r = -ENOSPC;
+	    a->cache_removals > mid_cache_builder_n_users(a->cache_builder)) {
+		cache_drop(a);
+		return;
+	}
 	if (r == 0)
 		r = group_follow(a, l);
 	note_result(a, l, r);

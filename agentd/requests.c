@@ -241,8 +241,7 @@ void lease_issue(struct agent *a, uid_t requester_uid, const struct rule *rule,
 		return;
 	}
 
-	if (rule->ephemeral)
-		cache_lease_added(a, &l);
+	cache_lease_added(a, &l);
 	if (rule->ephemeral && cache_publish(a) < 0)
 		log_error("Lease %s of account %s was issued, but the NSS cache could not be "
 			  "updated; the account may not resolve until the next update",
