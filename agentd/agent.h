@@ -33,7 +33,7 @@ struct agent {
 
 	uint64_t cache_generation;
 	/* The content of the last cache published, kept so that one lease
-	 * change updates it instead of a rebuild from the store; NULL when
+	 * change updates it instead of a rebuild from the store. NULL when
 	 * the next publish rebuilds. */
 	struct mid_cache_builder *cache_builder;
 	uint32_t cache_removals; /* since the build; each leaves strings behind */
@@ -65,8 +65,8 @@ void request_handle(struct agent *a, const struct peer *peer, const struct mid_r
 /* Writes the NSS cache: the kept content with the changes noted since,
  * or else a rebuild from the live leases and the policy. */
 int cache_publish(struct agent *a);
-/* Note one change of an ephemeral account's lease for the next publish;
- * a change the kept content cannot take makes that publish a rebuild. */
+/* Notes one change of an ephemeral account's lease for the next publish.
+ * A change the kept content cannot take makes that publish a rebuild. */
 void cache_lease_added(struct agent *a, const struct lease *l);
 void cache_lease_renewed(struct agent *a, const struct lease *l);
 void cache_lease_ended(struct agent *a, const struct lease *l);

@@ -36,7 +36,7 @@ bool log_debug_enabled(void)
 }
 
 /* Lines written while a batch of requests is handled wait here and go out
- * in one write when it ends, as a write per line costs more than the
+ * in one write when it ends, because a write per line costs more than the
  * verification it reports. */
 static char held[64 * 1024];
 static size_t held_len;
@@ -70,7 +70,7 @@ void log_release(void)
 
 /* Copies text with control characters as \xNN, so a message that carries
  * text from a request or from SQLite stays on one line. Returns the length
- * written; text that does not fit is cut at a whole escape. */
+ * written. Text that does not fit is cut at a whole escape. */
 static size_t copy_escaped(const char *text, char *out, size_t out_size)
 {
 	size_t o = 0;

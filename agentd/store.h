@@ -68,13 +68,14 @@ MID_MUST_CHECK int store_end(struct store *s, int r);
 MID_MUST_CHECK int store_batch_begin(struct store *s);
 /* Records an audit event. Inside a batch the record is held and written
  * with the next transaction the batch begins, or at store_batch_end, so
- * that the records of many requests share one transaction; outside a
- * batch, and inside an open transaction, it is written at once. A durable
- * record makes store_batch_end wait for the disk, as a commit does; one
- * that is not (the record of a successful verification) survives a crash
- * of the agent once written (it is in the WAL), and a power loss once the
- * next sync ran, which store_sync_due reports as due. A record that could
- * not be written is logged and kept for the next try. */
+ * that the records of many requests share one transaction. Outside a
+ * batch, and inside an open transaction, it is written at once.
+ * A durable record makes store_batch_end wait for the disk, as a commit
+ * does. One that is not (the record of a successful verification)
+ * survives a crash of the agent once written, because it is in the WAL,
+ * and a power loss once the next sync ran, which store_sync_due reports
+ * as due. Held records that could not be written are logged and kept for
+ * the next try. */
 struct audit_record;
 MID_MUST_CHECK int store_audit_defer(struct store *s, int64_t at, const struct audit_record *a,
 				     bool durable);

@@ -1,8 +1,8 @@
-/* Load generator for mid-agentd: CLIENTS connections, spread over a few
- * threads that drive them with epoll (as wrk and memtier do, so that the
- * generator's own scheduling adds little to what is measured), each send
- * a request as soon as the reply to the last one came, for SECONDS, and
- * record every latency. Prints throughput and p50/p99 latency.
+/* Load generator for mid-agentd. CLIENTS connections each send a request
+ * as soon as the reply to the last one came, for SECONDS, and every
+ * latency is recorded; prints throughput and p50/p99 latency. A few
+ * threads drive the connections with epoll, as wrk and memtier do, so that
+ * the generator's own scheduling adds little to what is measured.
  *
  * Usage: bench_agent SOCKET verify CLIENTS SECONDS ACCOUNT CREDENTIAL
  *        bench_agent SOCKET issue CLIENTS SECONDS ACCOUNT|class:CLASS

@@ -3,10 +3,10 @@
  * median microseconds per transaction over BENCH_ROUNDS rounds.
  * Usage: bench_pam SERVICE USER SECRET
  *
- * With --socket-floor DIR it times instead what any module that asks a
- * local daemon pays at least: a connect, a request the size of a
- * verification and its reply, and a close, to a child process that only
- * echoes each request back through epoll. */
+ * With --socket-floor DIR it times instead the least that any module
+ * sending a request to a local daemon pays: a connect, a request the size
+ * of a verification, its reply and a close. The daemon is a child process
+ * that only echoes each request back through epoll. */
 #define _GNU_SOURCE
 #include <security/pam_appl.h>
 #include <signal.h>

@@ -4,7 +4,7 @@
 # yescrypt password, in a private mount namespace whose /etc/pam.d,
 # /etc/passwd and /etc/shadow name a benchmark account. The last row adds
 # to pam_permit one socket round trip to an echo process: the least any
-# module that asks a daemon can cost.
+# module that sends a request to a daemon can cost.
 # Usage: bench/pam.sh OUT BUILD
 set -eu
 OUT=$1 BUILD=$2
@@ -70,8 +70,8 @@ printf '%-12s %12s %10s\n' stack "us/login" "vs permit"
 printf '%-12s %12s %10s\n' pam_permit "$permit" 1.00
 printf '%-12s %12s %10s\n' pam_mid "$mid" "$(awk -v a="$mid" -v b="$permit" 'BEGIN { printf "%.2f", a / b }')"
 printf '%-12s %12s %10s\n' pam_unix "$unix" "$(awk -v a="$unix" -v b="$permit" 'BEGIN { printf "%.2f", a / b }')"
-# What any module that asks a daemon adds at least: one connect, request
-# and reply to a process that only echoes it.
+# What any module that sends a request to a daemon adds at least: one
+# connect, request and reply to a process that only echoes it.
 printf '%-12s %12s %10s\n' "+ echo rtt" "$(awk -v a="$floor" -v b="$permit" 'BEGIN { printf "%.1f", a + b }')" \
 	"$(awk -v a="$floor" -v b="$permit" 'BEGIN { printf "%.2f", (a + b) / b }')"
 EOS

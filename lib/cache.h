@@ -201,12 +201,13 @@ MID_MUST_CHECK int mid_cache_builder_publish(struct mid_cache_builder *b, const 
 
 /* Changes for a builder kept between publishes, so that one change does
  * not rebuild the whole cache. A removed user's strings stay in the string
- * table until a new builder is made. Return -ENOENT for a name not there. */
+ * table until a new builder is made. They return -ENOENT for a name that
+ * is not there. */
 MID_MUST_CHECK int mid_cache_builder_remove_user(struct mid_cache_builder *b, const char *name);
 MID_MUST_CHECK int mid_cache_builder_set_user_expiry(struct mid_cache_builder *b, const char *name,
 						     int64_t expires_at);
-/* Sets the expiry of group name, adding it when it is missing; -EEXIST
- * when the name is there with another gid. */
+/* Sets the expiry of group name, adding it when it is missing. Returns
+ * -EEXIST when the name is there with another gid. */
 MID_MUST_CHECK int mid_cache_builder_set_group_expiry(struct mid_cache_builder *b,
 						      const char *name, gid_t gid,
 						      int64_t expires_at);

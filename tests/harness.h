@@ -79,8 +79,8 @@ struct harness_command {
 	char err[HARNESS_OUTPUT_MAX];
 };
 
-/* Takes on identity's groups, gid and uid, in a child; -1 when that
- * failed. NULL keeps this process's identity. */
+/* Takes on identity's groups, gid and uid, in a child. Returns -1 when
+ * that failed. NULL keeps this process's identity. */
 int harness_become(const struct harness_identity *identity);
 /* Runs argv as identity (NULL: as this process), without pam_wrapper and
  * PAM_RHOST in its environment, and collects its exit status and output
@@ -89,6 +89,6 @@ int harness_program_run(struct harness_command *c, const char *dir,
 			const struct harness_identity *identity, char *const argv[]);
 /* Runs midctl --socket with h's socket, then the arguments of leading (a
  * NULL-terminated array, or NULL), then those of ap up to a NULL. Returns
- * 0 or -errno; -E2BIG for more than 20 arguments. */
+ * 0, -E2BIG for more than 20 arguments, or another -errno. */
 int harness_midctl(struct harness_command *c, const struct harness *h, const char *dir,
 		   const struct harness_identity *identity, const char *const *leading, va_list ap);

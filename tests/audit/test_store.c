@@ -690,7 +690,7 @@ static void defer(struct store *s, const char *event, bool durable)
 			 0);
 }
 
-/* Within a batch, records wait and are written together at its end; one
+/* Within a batch, records wait and are written together at its end. One
  * that need not be durable leaves the sync to the timer. */
 static void held_records_written_at_end(void **state)
 {
@@ -850,7 +850,7 @@ static off_t file_size(const struct fixture *f, const char *name)
 }
 
 /* Commits past the checkpoint threshold make the thread, not the caller,
- * copy the WAL into the database and sync it; the WAL stays bounded. */
+ * copy the WAL into the database and sync it, and the WAL stays bounded. */
 static void background_checkpoints(void **state)
 {
 	struct fixture *f = *state;

@@ -364,7 +364,7 @@ static void test_many_records(void **state)
 /* ---- changes to a kept builder ---- */
 
 /* Removes two users in three, in a scrambled order, from a builder whose
- * probe runs are long enough to need entries moved back; every other user
+ * probe runs are long enough to need entries moved back. Every other user
  * must still be found by name and uid with its own fields. */
 static void test_remove_keeps_others(void **state)
 {

@@ -93,19 +93,19 @@ static int call(struct harness *h, uint8_t type, const char *lease, uint32_t ttl
 	return r;
 }
 
-/* Compares the kept cache with a rebuild at the same instant. */
+/* Compares the cache the agent updated with a rebuild at the same instant. */
 static void assert_same_as_rebuild(struct harness *h, unsigned users, unsigned groups)
 {
 	int64_t now = (int64_t)time(NULL);
 	unsigned u1, g1, u2, g2;
-	char *kept = snapshot(h->cache_path, now, &u1, &g1), *rebuilt;
+	char *updated = snapshot(h->cache_path, now, &u1, &g1), *rebuilt;
 
 	assert_int_equal(call(h, MID_REQ_RELOAD, NULL, 0), MID_OK);
 	rebuilt = snapshot(h->cache_path, now, &u2, &g2);
 	assert_int_equal(u1, users);
 	assert_int_equal(g1, groups);
-	assert_string_equal(kept, rebuilt);
-	free(kept);
+	assert_string_equal(updated, rebuilt);
+	free(updated);
 	free(rebuilt);
 }
 

@@ -266,7 +266,7 @@ static void account_after_lease_ends(int64_t (*end_lease)(const struct mid_lease
 }
 
 /* Authenticates lease's account on a new handle, then stops the agent, so
- * that whatever the account phase answers comes without asking it. */
+ * that the account phase must decide without a request to it. */
 static pam_handle_t *authenticated_then_agent_stopped(const struct mid_lease_info *lease,
 						      struct pam_conv *conv)
 {
@@ -279,8 +279,8 @@ static pam_handle_t *authenticated_then_agent_stopped(const struct mid_lease_inf
 }
 
 /* The first account phase right after authentication takes the verdict of
- * the verification; a second one, one for another user, or one after a
- * second asks the agent again. */
+ * the verification. A second one, one for another user, or one after a
+ * second sends a request to the agent again. */
 static void account_takes_fresh_verdict(void **state)
 {
 	char cred[MID_CREDENTIAL_MAX + 1];
